@@ -1,0 +1,213 @@
+"""The `kiosk` command: parses arguments, calls the part that does the work, prints.
+
+This is the only module that prints. Bad input ends in one plain sentence on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable, Sequence
+
+from kiosk import __version__
+from kiosk import config as config_mod
+from kiosk.errors import KioskError
+
+log = logging.getLogger(__name__)
+
+
+def _config(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load(getattr(args, "config", None))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+# --- content ---------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest bags; one outcome line per package; exit 1 when any was rejected."""
+    raise KioskError("kiosk ingest is not built yet")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Health and content summary."""
+    raise KioskError("kiosk status is not built yet")
+
+
+def cmd_package_keygen(args: argparse.Namespace) -> int:
+    """Write a new Ed25519 publisher key pair."""
+    raise KioskError("kiosk package keygen is not built yet")
+
+
+def cmd_package_build(args: argparse.Namespace) -> int:
+    """Build a signed package from a folder with kiosk.json and data/."""
+    raise KioskError("kiosk package build is not built yet")
+
+
+def cmd_package_verify(args: argparse.Namespace) -> int:
+    """Exit 0 only for a package the box would accept (or a valid bag with --bag-only)."""
+    raise KioskError("kiosk package verify is not built yet")
+
+
+# --- the box -----------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The box: web server, scheduler, hardware; stops cleanly on SIGTERM."""
+    raise KioskError("kiosk run is not built yet")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A box with sample content and a centre with simulated points, on loopback."""
+    raise KioskError("kiosk demo is not built yet")
+
+
+def cmd_admin_set_password(args: argparse.Namespace) -> int:
+    """Set the device page's password from standard input."""
+    raise KioskError("kiosk admin set-password is not built yet")
+
+
+def cmd_uplink_export(args: argparse.Namespace) -> int:
+    """Write the heartbeat outbox to a folder (a USB disk) for the centre to import."""
+    raise KioskError("kiosk uplink export is not built yet")
+
+
+# --- the county centre ---------------------------------------------------------
+
+
+def cmd_centre_run(args: argparse.Namespace) -> int:
+    """The county centre server."""
+    raise KioskError("kiosk centre run is not built yet")
+
+
+def cmd_centre_enroll(args: argparse.Namespace) -> int:
+    """Enrol a point; print its id and secret."""
+    raise KioskError("kiosk centre enroll is not built yet")
+
+
+def cmd_centre_points(args: argparse.Namespace) -> int:
+    """Every point with its status."""
+    raise KioskError("kiosk centre points is not built yet")
+
+
+def cmd_centre_import(args: argparse.Namespace) -> int:
+    """Import heartbeat reports a box exported to a USB disk."""
+    raise KioskError("kiosk centre import is not built yet")
+
+
+def cmd_centre_simulate(args: argparse.Namespace) -> int:
+    """Send realistic traffic from simulated points to a centre."""
+    raise KioskError("kiosk centre simulate is not built yet")
+
+
+def cmd_centre_add_user(args: argparse.Namespace) -> int:
+    """Add or update a centre staff login (password from standard input)."""
+    raise KioskError("kiosk centre add-user is not built yet")
+
+
+# --- argument parsing ----------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(prog="kiosk", description="Field Kiosk: the village point box and its county centre.")
+    parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str, config: bool = True) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_, description=help_)
+        if config:
+            p.add_argument("--config", metavar="F", help="TOML configuration file (default: $KIOSK_CONFIG)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add(sub, "demo", cmd_demo, "run a box with sample content and a county centre with simulated points, on loopback")
+    p.add_argument("--data", metavar="DIR", help="keep the demo's data here (default: a temporary folder)")
+    p.add_argument("--port", type=int, default=8080, help="the box's port (default 8080; 0 picks a free one)")
+    p.add_argument("--centre-port", type=int, default=8090, help="the centre's port (default 8090; 0 picks a free one)")
+    p.add_argument("--points", type=int, default=30, help="simulated points reporting to the centre")
+
+    add(sub, "run", cmd_run, "run the box: web server, scheduler and hardware")
+
+    p = add(sub, "ingest", cmd_ingest, "ingest bags (folders or .tar), or every bag under a folder")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    p.add_argument("--source", choices=("usb", "spool", "telecom", "cli"), default="cli", help=argparse.SUPPRESS)
+
+    p = add(sub, "status", cmd_status, "health and content summary")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    pkg = sub.add_parser("package", help="publisher's side: keys, building and verifying packages")
+    pkg_sub = pkg.add_subparsers(dest="package_command", metavar="ACTION", required=True)
+    p = add(pkg_sub, "keygen", cmd_package_keygen, "write a new Ed25519 key pair (OUT and OUT.pub)", config=False)
+    p.add_argument("out", metavar="OUT")
+    p = add(pkg_sub, "build", cmd_package_build, "build a signed package from a folder", config=False)
+    p.add_argument("src", metavar="SRC", help="folder with kiosk.json and the payload (in data/ or at the top)")
+    p.add_argument("--key", required=True, metavar="K", help="publisher private key (PEM)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="package to write (a folder, or a file ending in .tar)")
+    p = add(pkg_sub, "verify", cmd_package_verify, "exit 0 only for a package the box would accept")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--bag-only", action="store_true", help="judge the BagIt layer alone")
+    p.add_argument("--trust", metavar="DIR", help="trust folder (default: storage.trust_dir)")
+
+    adm = sub.add_parser("admin", help="the device page")
+    adm_sub = adm.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    add(adm_sub, "set-password", cmd_admin_set_password, "set the device page's password, read from standard input")
+
+    up = sub.add_parser("uplink", help="reports to the county centre")
+    up_sub = up.add_subparsers(dest="uplink_command", metavar="ACTION", required=True)
+    p = add(up_sub, "export", cmd_uplink_export, "write the outbox to a folder for the centre to import")
+    p.add_argument("dir", metavar="DIR")
+
+    cen = sub.add_parser("centre", help="the county centre")
+    cen_sub = cen.add_subparsers(dest="centre_command", metavar="ACTION", required=True)
+    add(cen_sub, "run", cmd_centre_run, "run the county centre server")
+    p = add(cen_sub, "enroll", cmd_centre_enroll, "enrol a point and print its secret")
+    p.add_argument("point_id", metavar="POINT_ID")
+    p.add_argument("--name", default="", help="the point's name")
+    p.add_argument("--township", default="", help="the township it belongs to")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p = add(cen_sub, "points", cmd_centre_points, "every point with its status")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p = add(cen_sub, "import", cmd_centre_import, "import reports exported from a box")
+    p.add_argument("dir", metavar="DIR")
+    p = add(cen_sub, "simulate", cmd_centre_simulate, "send traffic from simulated points to a centre")
+    p.add_argument("--points", type=int, default=50)
+    p.add_argument("--url", default="", help="centre URL (default: from the configuration)")
+    p.add_argument("--days", type=float, default=0, help="backfill this many days of history first")
+    p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until stopped)")
+    p = add(cen_sub, "add-user", cmd_centre_add_user, "add a staff login; the password is read from standard input")
+    p.add_argument("username")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `kiosk` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KioskError as e:
+        print(f"kiosk: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up everything the demo and the tests need on a fresh Debian machine; quick when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# Debian packages: Python's venv, Chromium and CJK fonts for browser tests and the screens,
+# espeak-ng for read-aloud, openssl for the figures, nginx for the Range benchmark.
+DEBS="python3-venv python3-pip chromium fonts-noto-cjk espeak-ng openssl nginx-light ffmpeg systemd"
+missing=""
+for p in $DEBS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "Installing Debian packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+# The virtual environment, rebuilt only when pyproject.toml changes.
+stamp=".venv/.pyproject.sha256"
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "Setting up the Python environment in .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+fi
