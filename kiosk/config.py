@@ -9,6 +9,7 @@ result along.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("storage.spool_stale_s", float, 86400.0, "A spool bag still incomplete after this long is reported and moved to quarantine."),
     _s("storage.quarantine_keep_days", int, 30, "Quarantined packages older than this are removed (their record is kept)."),
     _s("storage.usb_folder", str, "kiosk", "Folder on a USB disk or disc that holds bags to import."),
+    _s("storage.spool_scan_s", float, 3.0, "Seconds between looks at the spool folder for arriving bags."),
+    _s("storage.housekeeping_interval_s", int, 3600, "Seconds between expiry and eviction runs."),
     # web
     _s("web.host", str, "0.0.0.0", "Address the box's web server listens on (phones on the local network use it too)."),
     _s("web.port", int, 8080, "Port of the box's web server."),
@@ -95,6 +98,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("sync.interval_s", int, 3600, "Seconds between looks at the centre's package index."),
     _s("sync.daily_budget_mb", int, 500, "Megabytes the box may download per day on a metered line."),
     _s("sync.window", str, "", "Hours when downloading is allowed, e.g. 22-06 (empty: any time)."),
+    _s("sync.timeout_s", float, 30.0, "Seconds a request to the centre may stall before the download is left for the next look."),
+    # background jobs
+    _s("scheduler.jitter_s", int, 5, "Each periodic job starts up to this many seconds late, so jobs do not all run at once."),
+    _s("scheduler.backoff_max_s", int, 3600, "A job that keeps failing is retried less often, at most this many seconds apart."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -256,6 +263,10 @@ def _check(values: Mapping[str, Any]) -> None:
     for name in ("centre.heartbeat_interval_s", "centre.offline_after_s", "health.sample_interval_s", "centre.batch_size"):
         if values[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
+    if values["storage.spool_scan_s"] <= 0 or values["storage.housekeeping_interval_s"] <= 0 or values["sync.interval_s"] <= 0:
+        raise ConfigError("storage.spool_scan_s, storage.housekeeping_interval_s and sync.interval_s must be greater than 0")
+    if not re.fullmatch(r"|([01]?\d|2[0-3])-([01]?\d|2[0-4])", values["sync.window"].strip()):
+        raise ConfigError("sync.window must be empty or hours like 22-06")
     url = values["centre.url"]
     if url and not url.startswith(("http://", "https://")):
         raise ConfigError("centre.url must start with http:// or https://")
