@@ -83,6 +83,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("health.disk_warning_percent", float, 85.0, "Disk use that is a warning."),
     _s("health.disk_fault_percent", float, 95.0, "Disk use that is a fault."),
     _s("health.memory_warning_percent", float, 90.0, "Memory use that is a warning."),
+    _s("health.display_restarts_warning", int, 3, "Restarts of the touch screen program that are a warning."),
+    _s("health.uplink_warning_s", int, 3600, "Seconds without a report reaching the county centre that are a warning."),
     # uplink to the county centre (box side) and the centre server
     _s("centre.url", str, "", "County centre base URL; empty means no uplink."),
     _s("centre.secret", str, "", "This point's enrolment secret."),
