@@ -10,6 +10,42 @@ The centre answers `{"acked": [seq, ...], "server_time": t}`. A box has no
 real-time clock, so when the centre refuses a timestamp as too far off it
 answers 401 with `{"error": "clock", "server_time": t}` and the box signs
 again with its offset corrected. The secret never travels in a URL.
+
+Additions by the box side (backward compatible; nothing above changed):
+
+The request carries `Content-Type: application/json` and `Content-Encoding: gzip`
+(the body is exactly `encode_batch()`); HEARTBEATS_PATH is the path signed.
+Sequence numbers increase and never repeat for a point, but may skip (after a
+reboot, and where old routine beats were thinned on the box), so a gap is not a
+loss. A report, as the box writes it (fields absent or None when unknown):
+
+    {"v": 1, "kind": "beat" | "event", "point_id": str, "seq": int,
+     "box_time": float (the box's clock, unix s; may be wrong), "clock_synced": bool | None,
+     "boot_id": str | None, "uptime_s": float | None, "software": "0.1.0",
+     "event": one of EVENT_TYPES, "detail": {...}          (kind "event" only)
+     "health": {"temp_c", "throttled", "under_voltage", "cpu_percent", "load1",
+                "memory_percent", "disk_percent", "disk_free", "disk_total",
+                "root_readonly", "display_restarts"},     (beats; events carry it too)
+     "content": {"items", "bytes", "last_ingest", "quarantined", "free_bytes", "total_bytes"},
+     "usage": {"since", "until", "opens", "plays", "seconds",
+               "by_category": {category: {"opens", "plays", "seconds"}},
+               "top_items": [{"id", "count"}]},           (since the previous beat)
+     "requests": [{"id": int, "at": float, "topic": str, "text": str}]}
+
+Every report is under 1 KiB once gzipped. When old beats are thinned on the box,
+the usage of the dropped ones is added into the beat that is kept, so usage
+totals survive thinning; "since" then reaches back over the dropped ones.
+
+Export to a USB disk (`kiosk uplink export DIR`, `kiosk centre import DIR`): one
+file per block of EXPORT_BLOCK sequence numbers, named
+`<point>-<first seq of the block, 12 digits>.khb`, flat in DIR. A file is the
+Authorization header value, a newline, then the gzip body exactly as it would be
+POSTed (see `write_export_file` / `read_export_file`); its ts is the newest
+report's box time, so an export of the same reports is byte-identical and an
+import must not apply the MAX_SKEW_S check (replays are harmless: the centre
+stores each (point, seq) once). A centre may leave an acknowledgement file
+`<point>.ack` in DIR (`encode_ack_file` / `decode_ack_file`, HMAC with the
+point's secret); the next export on the box then deletes those reports.
 """
 
 from __future__ import annotations
@@ -31,6 +67,13 @@ MAX_INFLATED_BYTES = 32 * 1024 * 1024  # a gzip bomb stops here
 MAX_SKEW_S = 600
 REPORT_KINDS = ("beat", "event")
 EVENT_TYPES = ("boot", "under_voltage", "overheat", "disk_full", "read_only_root", "display_restarts", "fault")
+
+HEARTBEATS_PATH = "/api/v1/heartbeats"
+CONTENT_TYPE = "application/json"
+CONTENT_ENCODING = "gzip"
+EXPORT_SUFFIX = ".khb"
+ACK_SUFFIX = ".ack"
+EXPORT_BLOCK = 1000  # sequence numbers per export file: stable names, files that stay small
 
 _AUTH_RE = re.compile(r"^KioskHMAC point=([a-z0-9._-]{1,64}), ts=(\d{1,12}), sig=([0-9a-f]{64})$")
 
@@ -112,3 +155,45 @@ def check_report(report: Any) -> None:
             raise WireError(f"a report's {key} must be an object")
     if "requests" in report and not isinstance(report["requests"], list):
         raise WireError("a report's requests must be a list")
+
+
+def export_name(point_id: str, seq: int) -> str:
+    """The file name of the export block holding `seq`."""
+    return f"{point_id}-{(seq - 1) // EXPORT_BLOCK * EXPORT_BLOCK + 1:012d}{EXPORT_SUFFIX}"
+
+
+def export_file(point_id: str, secret: str, reports: list[dict[str, Any]], ts: int) -> bytes:
+    """The bytes of an export file: the Authorization header line, then the gzip body."""
+    body = encode_batch(reports)
+    header = authorization(point_id, secret, "POST", HEARTBEATS_PATH, ts, body)
+    return header.encode() + b"\n" + body
+
+
+def read_export_file(data: bytes) -> tuple[str, bytes]:
+    """(Authorization header value, gzip body) of an export file, or WireError 400."""
+    header, sep, body = data.partition(b"\n")
+    if not sep or not header.startswith(SCHEME.encode()):
+        raise WireError("not a heartbeat export file", 400)
+    return header.decode("ascii", "replace"), body
+
+
+def encode_ack_file(point_id: str, secret: str, acked: list[int], ts: int) -> bytes:
+    """An acknowledgement file the centre may leave for a box: the seqs it has stored."""
+    body = json.dumps({"point_id": point_id, "acked": sorted(set(acked)), "ts": ts}, separators=(",", ":")).encode()
+    return authorization(point_id, secret, "ACK", HEARTBEATS_PATH, ts, body).encode() + b"\n" + body
+
+
+def decode_ack_file(data: bytes, point_id: str, secret: str) -> list[int]:
+    """The acknowledged seqs of an ack file for this point, or WireError 401/400."""
+    header, _, body = data.partition(b"\n")
+    point, ts, sig = parse_authorization(header.decode("ascii", "replace"))
+    if point != point_id:
+        raise WireError("acknowledgement is for another point", 401)
+    check_signature(secret, "ACK", HEARTBEATS_PATH, ts, body, sig)
+    try:
+        acked = json.loads(body)["acked"]
+    except (ValueError, KeyError, TypeError):
+        raise WireError("acknowledgement is not JSON", 400) from None
+    if not isinstance(acked, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in acked):
+        raise WireError("acknowledgement must list sequence numbers", 400)
+    return acked
