@@ -40,19 +40,71 @@ def cmd_status(args: argparse.Namespace) -> int:
     raise KioskError("kiosk status is not built yet")
 
 
+def _package_progress() -> Callable[[int, int, str], None] | None:
+    """A one-line byte counter on stderr while hashing, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    last = [-1]
+
+    def show(done: int, total: int, label: str) -> None:
+        pct = 100 * done // total if total else 100
+        if pct != last[0]:
+            last[0] = pct
+            end = "\n" if done >= total else ""
+            print(f"\r{pct:3d}%  {done >> 20} / {total >> 20} MiB", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
 def cmd_package_keygen(args: argparse.Namespace) -> int:
     """Write a new Ed25519 publisher key pair."""
-    raise KioskError("kiosk package keygen is not built yet")
+    from pathlib import Path
+
+    from kiosk.library.signing import generate_key
+
+    pub = generate_key(Path(args.out))
+    print(f"private key: {args.out} (keep it secret)")
+    print(f"public key:  {pub} (copy it into each box's trust folder)")
+    return 0
 
 
 def cmd_package_build(args: argparse.Namespace) -> int:
     """Build a signed package from a folder with kiosk.json and data/."""
-    raise KioskError("kiosk package build is not built yet")
+    from pathlib import Path
+
+    from kiosk.library.package import build_package
+
+    out = build_package(Path(args.src), Path(args.key), Path(args.output), progress=_package_progress())
+    print(f"built {out}")
+    return 0
 
 
 def cmd_package_verify(args: argparse.Namespace) -> int:
     """Exit 0 only for a package the box would accept (or a valid bag with --bag-only)."""
-    raise KioskError("kiosk package verify is not built yet")
+    from pathlib import Path
+
+    from kiosk.errors import PackageRejected
+    from kiosk.library.bag import validate_bag
+    from kiosk.library.package import verify_package
+
+    path = Path(args.path)
+    warnings: list[str] = []
+    try:
+        if args.bag_only:
+            warnings = validate_bag(path, progress=_package_progress())
+        else:
+            trust = Path(args.trust) if args.trust else _config(args).path("storage.trust_dir")
+            record = verify_package(path, trust, progress=_package_progress(), warnings=warnings)
+    except PackageRejected as e:
+        print(f"{path}: rejected ({e.reason}): {e.detail}", file=sys.stderr)
+        return 1
+    for w in warnings:
+        print(f"{path}: warning: {w}", file=sys.stderr)
+    if args.bag_only:
+        print(f"{path}: valid bag")
+    else:
+        print(f"{path}: accepted: {record.id} version {record.version}")
+    return 0
 
 
 # --- the box -----------------------------------------------------------------

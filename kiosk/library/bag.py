@@ -1,0 +1,573 @@
+"""Reading BagIt bags (RFC 8493, and 0.97 as the conformance suite has it), from a folder or a tar.
+
+Hand-written rather than LoC's `bagit`: that package reads a bag only from a folder,
+hashes every payload byte on validation (our ingest hashes while copying, once), and
+disagrees with the conformance suite on a few bags. `bagit` stays the test oracle.
+
+`open_bag` reads only names, sizes and the small tag files. Payload bytes are read
+by `validate_bag` (and by the library's ingest), never here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import os
+import posixpath
+import re
+import stat
+import tarfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable
+
+from kiosk.errors import PackageRejected, UnsafePath
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+
+CHUNK = 1 << 20  # 1 MiB reads: hashlib (OpenSSL) runs at full speed, memory stays small
+MAX_TAG_BYTES = 16 << 20  # a tag file (manifest, bag-info) larger than this is not a sane bag
+MAX_FILES = 200_000  # more entries than this is junk, not content
+VERSIONS = {(1, 0), (0, 97), (0, 96), (0, 95), (0, 94), (0, 93)}
+# Files operating systems drop into folders; copying tools lose or add them, so their
+# absence or presence is a warning, never a reason to refuse a bag.
+OS_CRUFT = re.compile(r"^(\.DS_Store|Thumbs\.db|desktop\.ini|ehthumbs\.db|\._.*|\.Spotlight-V100|\.Trashes|\.fseventsd)$", re.I)
+
+_BAGIT_LINE1 = re.compile(r"BagIt-Version: ([0-9]+)\.([0-9]+)")
+_BAGIT_LINE2 = re.compile(r"Tag-File-Character-Encoding: (\S+)")
+_MANIFEST_NAME = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
+_MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(.+)$")
+_LINES = re.compile(r"\r\n|\r|\n")
+_PCT = re.compile(r"%(0[AaDd]|25)")
+
+
+def _split_lines(text: str) -> list[str]:
+    lines = _LINES.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def decode_path(raw: str) -> str:
+    """Undo RFC 8493's percent-encoding of CR, LF and % in manifest paths (and only those)."""
+    return _PCT.sub(lambda m: chr(int(m.group(1), 16)), raw)
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode CR, LF and % for a manifest line (RFC 8493 2.1.3)."""
+    return path.replace("%", "%25").replace("\n", "%0A").replace("\r", "%0D")
+
+
+def check_relpath(path: str, where: str) -> str:
+    """Refuse a bag-relative path that is absolute, climbs out or is otherwise unsafe."""
+    if not path or "\x00" in path:
+        raise UnsafePath(f"empty or NUL path in {where}")
+    if path.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:", path):
+        raise UnsafePath(f"{path!r} in {where} is an absolute path")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafePath(f"{path!r} in {where} is not a plain relative path")
+    return path
+
+
+def fold(path: str) -> str:
+    """The form two names take when a case-insensitive, normalising file system sees them."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+@dataclass
+class Bag:
+    """An opened bag: its tag files parsed, its payload listed, nothing hashed."""
+
+    path: Path
+    is_tar: bool
+    version: tuple[int, int] = (1, 0)
+    encoding: str = "UTF-8"
+    bag_info: list[tuple[str, str]] = field(default_factory=list)
+    oxum: tuple[int, int] | None = None
+    payload: dict[str, dict[str, str]] = field(default_factory=dict)
+    tag_manifest: dict[str, dict[str, str]] = field(default_factory=dict)
+    tags: dict[str, int] = field(default_factory=dict)  # every tag file (not under data/) -> size
+    warnings: list[str] = field(default_factory=list)
+    fetch: list[str] = field(default_factory=list)
+    _tar: tarfile.TarFile | None = None
+    _members: dict[str, tarfile.TarInfo] = field(default_factory=dict)
+    _root: str = ""
+    _cache: dict[str, bytes] = field(default_factory=dict)
+
+    # --- the small files ----------------------------------------------------------
+    @property
+    def algorithms(self) -> list[str]:
+        """Algorithms of the payload manifests that were read."""
+        algs: set[str] = set()
+        for digests in self.payload.values():
+            algs.update(digests)
+        return sorted(algs)
+
+    def has_tag(self, name: str) -> bool:
+        """Whether a tag file of this name is present."""
+        return name in self.tags
+
+    def read_tag(self, name: str, limit: int = MAX_TAG_BYTES) -> bytes:
+        """The bytes of a tag file (bagit.txt, kiosk.json, ...); bad_bag if missing or over `limit`."""
+        if name in self._cache and len(self._cache[name]) <= limit:
+            return self._cache[name]
+        check_relpath(name, "tag file name")
+        if name not in self.tags:
+            raise PackageRejected("bad_bag", f"{name} is missing")
+        if self.tags[name] > limit:
+            raise PackageRejected("bad_bag", f"{name} is larger than {limit} bytes")
+        with self._open(name) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise PackageRejected("bad_bag", f"{name} is larger than {limit} bytes")
+        self._cache[name] = data
+        return data
+
+    def _text(self, name: str) -> str:
+        raw = self.read_tag(name)
+        enc = self.encoding
+        if codecs.lookup(enc).name == "utf-8":
+            enc = "utf-8-sig"  # a BOM is tolerated in tag files other than bagit.txt
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError as e:
+            raise PackageRejected("bad_bag", f"{name} is not valid {self.encoding}: {e.reason}") from None
+
+    # --- files -----------------------------------------------------------------
+    def _open(self, rel: str) -> BinaryIO:
+        if self._tar is not None:
+            member = self._members.get(rel)
+            if member is None or not member.isreg():
+                raise PackageRejected("bad_bag", f"{rel} is missing")
+            f = self._tar.extractfile(member)
+            assert f is not None
+            return f  # type: ignore[return-value]
+        full = self.path / rel
+        try:
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            raise PackageRejected("bad_bag", f"{rel} is missing") from None
+        except OSError as e:
+            raise UnsafePath(f"{rel} cannot be opened safely: {e.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafePath(f"{rel} is not a regular file")
+        return os.fdopen(fd, "rb")
+
+    def open_payload(self, relpath: str) -> BinaryIO:
+        """A streaming reader of one payload file ("data/..."); for a tar, the member's file object."""
+        check_relpath(relpath, "payload path")
+        if not relpath.startswith("data/"):
+            raise UnsafePath(f"{relpath!r} is not under data/")
+        return self._open(relpath)
+
+    def present(self) -> dict[str, int]:
+        """Every payload file actually present ("data/..." -> size), found without reading contents."""
+        if self._tar is not None:
+            return {n: m.size for n, m in self._members.items() if n.startswith("data/") and m.isreg()}
+        files, _ = walk_folder(self.path, "data")
+        return files
+
+    # --- checks ----------------------------------------------------------------
+    def check_tags(self) -> None:
+        """Hash the tag files against every tag manifest; bad_hash on a mismatch."""
+        for rel, digests in self.tag_manifest.items():
+            if rel not in self.tags:
+                raise PackageRejected("bad_bag", f"{rel} is listed in a tag manifest but missing")
+            with self._open(rel) as f:
+                got = hash_stream(f, digests)
+            for alg, want in digests.items():
+                if got[alg] != want:
+                    raise PackageRejected("bad_hash", f"{rel} does not match tagmanifest-{alg}.txt")
+
+    def check_complete(self) -> None:
+        """Every listed payload file is present, nothing else is in data/, and Payload-Oxum agrees.
+
+        Names that differ only in case or Unicode normalisation and OS litter (Thumbs.db,
+        .DS_Store) are warnings, as the conformance suite wants; such a missing duplicate
+        is dropped from `payload` and a renormalised name is rekeyed to the name on disk.
+        """
+        present = self.present()
+        missing = [p for p in self.payload if p not in present]
+        extra = {p for p in present if p not in self.payload}
+        tolerated = 0
+        by_nfc = {unicodedata.normalize("NFC", p): p for p in extra}
+        for m in missing:
+            on_disk = by_nfc.get(unicodedata.normalize("NFC", m))
+            if on_disk is not None:
+                self.payload[on_disk] = self.payload.pop(m)
+                extra.discard(on_disk)
+                self.warnings.append(f"{m} is stored under a differently normalised name")
+                continue
+            twin = next((k for k in self.payload if k != m and k in present and fold(k) == fold(m)), None)
+            if twin is not None:
+                if any(self.payload[twin].get(a, d) != d for a, d in self.payload[m].items()):
+                    raise PackageRejected("bad_bag", f"{m} and {twin} name the same file with different hashes")
+                del self.payload[m]
+                tolerated += 1
+                self.warnings.append(f"{m} and {twin} differ only in case or normalisation")
+                continue
+            if OS_CRUFT.match(posixpath.basename(m)):
+                del self.payload[m]
+                tolerated += 1
+                self.warnings.append(f"{m} (a system file) is listed but missing")
+                continue
+            raise PackageRejected("bad_bag", f"{m} is listed in the manifest but missing")
+        for p in sorted(extra):
+            if OS_CRUFT.match(posixpath.basename(p)):
+                self.warnings.append(f"{p} (a system file) is not in the manifest; ignored")
+                continue
+            raise PackageRejected("bad_bag", f"{p} is not listed in the manifest")
+        for p in self.payload:
+            if OS_CRUFT.match(posixpath.basename(p)):
+                self.warnings.append(f"{p} is a system file")
+        if self.oxum is not None:
+            found = (sum(present[p] for p in self.payload), len(self.payload))
+            if found != self.oxum:
+                msg = f"Payload-Oxum says {self.oxum[0]}.{self.oxum[1]} but the payload is {found[0]}.{found[1]}"
+                if not tolerated:
+                    raise PackageRejected("bad_bag", msg)
+                self.warnings.append(msg)
+
+    def close(self) -> None:
+        """Release the tar file, if any."""
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+
+    def __enter__(self) -> "Bag":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def hash_stream(f: BinaryIO, algorithms: Iterable[str], progress: Callable[[int], None] | None = None) -> dict[str, str]:
+    """Hex digests of everything `f` yields, read once in 1 MiB chunks."""
+    hashers = {a: hashlib.new(a) for a in algorithms}
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    readinto = getattr(f, "readinto", None)
+    while True:
+        if readinto is not None:
+            n = readinto(buf)
+            chunk = view[:n]
+        else:
+            data = f.read(CHUNK)
+            n, chunk = len(data), data
+        if not n:
+            break
+        for h in hashers.values():
+            h.update(chunk)
+        if progress:
+            progress(n)
+    return {a: h.hexdigest() for a, h in hashers.items()}
+
+
+# --- opening ------------------------------------------------------------------
+
+
+def walk_folder(root: Path, sub: str = "") -> tuple[dict[str, int], set[str]]:
+    """Regular files (relpath -> size) and folders under root/sub; unsafe_path on anything else."""
+    files: dict[str, int] = {}
+    dirs: set[str] = set()
+    stack = [sub] if sub else [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = list(os.scandir(root / rel if rel else root))
+        except FileNotFoundError:
+            if rel == sub:
+                return files, dirs
+            raise
+        for e in entries:
+            name = f"{rel}/{e.name}" if rel else e.name
+            st = e.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                dirs.add(name)
+                stack.append(name)
+            elif stat.S_ISREG(st.st_mode):
+                if st.st_nlink > 1:
+                    # a hard link shares its bytes with a file outside the bag, which
+                    # could change them after verification
+                    raise UnsafePath(f"{name} is a hard link")
+                files[name] = st.st_size
+            elif stat.S_ISLNK(st.st_mode):
+                raise UnsafePath(f"{name} is a symbolic link")
+            else:
+                raise UnsafePath(f"{name} is not a regular file (device, pipe or socket)")
+            if len(files) + len(dirs) > MAX_FILES:
+                raise PackageRejected("bad_bag", f"more than {MAX_FILES} files")
+    return files, dirs
+
+
+def _open_folder(path: Path) -> Bag:
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(f"{path.name} is a symbolic link")
+    if not stat.S_ISDIR(st.st_mode):
+        raise PackageRejected("bad_bag", f"{path.name} is not a folder or a .tar file")
+    files, dirs = walk_folder(path, "")
+    bag = Bag(path=path, is_tar=False)
+    bag.tags = {n: s for n, s in files.items() if not n.startswith("data/")}
+    if "data" not in dirs:
+        raise PackageRejected("bad_bag", "there is no data/ folder")
+    return bag
+
+
+def _member_name(m: tarfile.TarInfo) -> str:
+    name = m.name
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise UnsafePath(f"tar member {name!r} has an absolute path")
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    if name in ("", "."):
+        return ""
+    check_relpath(name, "the tar")
+    return name
+
+
+def _open_tar(path: Path) -> Bag:
+    try:
+        tar = tarfile.open(path, mode="r:")  # uncompressed only, as DESIGN.md says
+    except (tarfile.TarError, OSError) as e:
+        raise PackageRejected("bad_bag", f"{path.name} is not an uncompressed tar file: {e}") from None
+    try:
+        members = tar.getmembers()
+        names: dict[str, tarfile.TarInfo] = {}
+        dest = "/nonexistent-extract-root"
+        for m in members:
+            name = _member_name(m)
+            if m.issym() or m.islnk():
+                raise UnsafePath(f"tar member {m.name!r} is a link")
+            if m.isdev() or not (m.isreg() or m.isdir()):
+                raise UnsafePath(f"tar member {m.name!r} is not a regular file or folder")
+            try:
+                # the standard library's own judgement, before anything is written
+                tarfile.data_filter(m, dest)
+            except tarfile.FilterError as e:
+                raise UnsafePath(f"tar member {m.name!r}: {e}") from None
+            if not name:
+                continue
+            if name in names and not (m.isdir() and names[name].isdir()):
+                raise PackageRejected("bad_bag", f"tar member {name!r} appears twice")
+            names[name] = m
+            if len(names) > MAX_FILES:
+                raise PackageRejected("bad_bag", f"more than {MAX_FILES} members")
+        root = ""
+        if "bagit.txt" not in names:
+            tops = {n.split("/", 1)[0] for n in names}
+            if len(tops) != 1 or f"{next(iter(tops))}/bagit.txt" not in names:
+                raise PackageRejected("bad_bag", "the tar holds neither bagit.txt nor one folder with a bag")
+            root = next(iter(tops))
+        bag = Bag(path=path, is_tar=True, _tar=tar, _root=root)
+        prefix = f"{root}/" if root else ""
+        has_data = False
+        for n, m in names.items():
+            if n == root:
+                if not m.isdir():
+                    raise PackageRejected("bad_bag", f"{root} is not a folder")
+                continue
+            rel = n[len(prefix):]
+            if rel == "data" or rel.startswith("data/"):
+                has_data = True
+            if m.isreg():
+                bag._members[rel] = m
+                if not rel.startswith("data/"):
+                    bag.tags[rel] = m.size
+            elif rel == "data" or rel.startswith("data/"):
+                continue
+        if not has_data:
+            raise PackageRejected("bad_bag", "there is no data/ folder")
+        return bag
+    except BaseException:
+        tar.close()
+        raise
+
+
+def _parse_manifest(bag: Bag, name: str, alg: str, payload: bool) -> dict[str, str]:
+    out: dict[str, str] = {}
+    size = hashlib.new(alg).digest_size * 2
+    for n, line in enumerate(_split_lines(bag._text(name)), 1):
+        if not line.strip():
+            continue
+        m = _MANIFEST_LINE.match(line)
+        if not m or len(m.group(1)) != size:
+            raise PackageRejected("bad_bag", f"{name} line {n} is not '<{alg} hex> <path>'")
+        digest, raw = m.group(1).lower(), m.group(2)
+        if raw.startswith("*"):
+            raw = raw[1:]
+            bag.warnings.append(f"{name} line {n} has md5sum's binary marker '*'")
+        if raw.startswith("./"):
+            raw = raw[2:]
+            bag.warnings.append(f"{name} line {n} starts with './'")
+        rel = check_relpath(decode_path(raw), name)
+        if payload and not rel.startswith("data/"):
+            raise UnsafePath(f"{rel!r} in {name} is outside data/")
+        if not payload and rel.startswith("data/"):
+            raise PackageRejected("bad_bag", f"{name} lists payload file {rel}")
+        if rel in out:
+            if out[rel] != digest:
+                raise PackageRejected("bad_bag", f"{rel} is listed twice in {name} with different hashes")
+            if bag.version >= (1, 0):
+                raise PackageRejected("bad_bag", f"{rel} is listed twice in {name}")
+            bag.warnings.append(f"{rel} is listed twice in {name}")
+        out[rel] = digest
+    return out
+
+
+def _parse_bagit_txt(bag: Bag) -> None:
+    if "bagit.txt" not in bag.tags:
+        raise PackageRejected("bad_bag", "bagit.txt is missing")
+    raw = bag.read_tag("bagit.txt", 4096)
+    if raw.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise PackageRejected("bad_bag", "bagit.txt must not start with a byte-order mark")
+    try:
+        lines = _split_lines(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PackageRejected("bad_bag", "bagit.txt is not UTF-8") from None
+    if any(line != line.rstrip(" \t") for line in lines):
+        bag.warnings.append("bagit.txt has trailing whitespace")
+        lines = [line.rstrip(" \t") for line in lines]
+    m1 = _BAGIT_LINE1.fullmatch(lines[0]) if lines else None
+    m2 = _BAGIT_LINE2.fullmatch(lines[1]) if len(lines) > 1 else None
+    if not m1:
+        raise PackageRejected("bad_bag", "bagit.txt does not start with 'BagIt-Version: M.N'")
+    if not m2:
+        raise PackageRejected("bad_bag", "bagit.txt lacks 'Tag-File-Character-Encoding: ...' as its second line")
+    if len(lines) > 2:
+        raise PackageRejected("bad_bag", "bagit.txt has more than two lines")
+    bag.version = (int(m1.group(1)), int(m1.group(2)))
+    if bag.version not in VERSIONS:
+        raise PackageRejected("bad_bag", f"BagIt version {m1.group(1)}.{m1.group(2)} is not supported")
+    try:
+        codecs.lookup(m2.group(1))
+    except LookupError:
+        raise PackageRejected("bad_bag", f"unknown tag file encoding {m2.group(1)}") from None
+    bag.encoding = m2.group(1)
+
+
+def _parse_bag_info(bag: Bag) -> None:
+    if "bag-info.txt" not in bag.tags:
+        return
+    info: list[tuple[str, str]] = []
+    for n, line in enumerate(_split_lines(bag._text("bag-info.txt")), 1):
+        if not line.strip():
+            continue
+        if line[0] in " \t" and info:
+            info[-1] = (info[-1][0], f"{info[-1][1]} {line.strip()}")
+            continue
+        label, sep, value = line.partition(":")
+        if not sep or not label.strip():
+            raise PackageRejected("bad_bag", f"bag-info.txt line {n} is not 'Label: value'")
+        info.append((label.strip(), value.strip()))
+    bag.bag_info = info
+    oxums = {v for k, v in info if k.lower() == "payload-oxum"}
+    if len(oxums) > 1:
+        raise PackageRejected("bad_bag", "bag-info.txt has more than one Payload-Oxum")
+    if oxums:
+        m = re.fullmatch(r"([0-9]+)\.([0-9]+)", oxums.pop())
+        if not m:
+            raise PackageRejected("bad_bag", "Payload-Oxum is not '<bytes>.<files>'")
+        bag.oxum = (int(m.group(1)), int(m.group(2)))
+
+
+def _parse_fetch(bag: Bag) -> None:
+    if "fetch.txt" not in bag.tags:
+        return
+    for n, line in enumerate(_split_lines(bag._text("fetch.txt")), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 2)
+        if len(parts) != 3 or not (parts[1] == "-" or parts[1].isdigit()):
+            raise PackageRejected("bad_bag", f"fetch.txt line {n} is not '<url> <length> <path>'")
+        rel = check_relpath(decode_path(parts[2]), "fetch.txt")
+        if not rel.startswith("data/"):
+            raise UnsafePath(f"{rel!r} in fetch.txt is outside data/")
+        bag.fetch.append(rel)
+    # the box never fetches: a fetch.txt is fine only when its files are already here
+    bag.warnings.append("fetch.txt is ignored; every file must already be in the bag")
+
+
+def open_bag(path: Path) -> Bag:
+    """Open a bag (folder or uncompressed .tar) and read its tag files; no payload is read."""
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise PackageRejected("bad_bag", f"{path} does not exist") from None
+    bag = _open_tar(path) if stat.S_ISREG(st.st_mode) else _open_folder(path)
+    try:
+        _parse_bagit_txt(bag)
+        _parse_bag_info(bag)
+        _parse_fetch(bag)
+        manifests: dict[str, dict[str, str]] = {}
+        for name in sorted(bag.tags):
+            m = _MANIFEST_NAME.match(name)
+            if not m:
+                continue
+            alg = m.group(2).lower()
+            if alg not in hashlib.algorithms_guaranteed:
+                bag.warnings.append(f"{name} uses an unknown algorithm; ignored")
+                continue
+            entries = _parse_manifest(bag, name, alg, payload=not m.group(1))
+            target = bag.tag_manifest if m.group(1) else manifests
+            if not m.group(1):
+                manifests[alg] = entries
+            else:
+                for rel, digest in entries.items():
+                    target.setdefault(rel, {})[alg] = digest
+        if not manifests:
+            raise PackageRejected("bad_bag", "there is no payload manifest (manifest-<algorithm>.txt)")
+        listed = [set(e) for e in manifests.values()]
+        if any(s != listed[0] for s in listed[1:]):
+            raise PackageRejected("bad_bag", "the payload manifests do not all list the same files")
+        for alg, entries in manifests.items():
+            for rel, digest in entries.items():
+                bag.payload.setdefault(rel, {})[alg] = digest
+        for rel in bag.fetch:
+            if rel not in bag.payload:
+                raise PackageRejected("bad_bag", f"{rel} in fetch.txt is not in the manifest")
+    except BaseException:
+        bag.close()
+        raise
+    for w in bag.warnings:
+        log.debug("bag_warning path=%s warning=%r", path, w)
+    return bag
+
+
+def validate_bag(path: Path, progress: Progress | None = None) -> list[str]:
+    """The full BagIt check, payload hashes included; returns warnings, raises PackageRejected."""
+    with open_bag(path) as bag:
+        bag.check_tags()
+        bag.check_complete()
+        verify_payload(bag, progress)
+        return list(bag.warnings)
+
+
+def verify_payload(bag: Bag, progress: Progress | None = None, algorithms: Iterable[str] | None = None) -> None:
+    """Hash every payload file once (all listed algorithms, or `algorithms`); bad_hash on a mismatch."""
+    sizes = bag.present()
+    total = sum(sizes.get(p, 0) for p in bag.payload)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total, rel)
+
+    only = set(algorithms) if algorithms is not None else None
+    for rel in sorted(bag.payload):
+        digests = {a: d for a, d in bag.payload[rel].items() if only is None or a in only}
+        with bag.open_payload(rel) as f:
+            got = hash_stream(f, digests, step)
+        for alg, want in digests.items():
+            if got[alg] != want:
+                raise PackageRejected("bad_hash", f"{rel} does not match manifest-{alg}.txt")
