@@ -90,6 +90,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("centre.secret", str, "", "This point's enrolment secret."),
     _s("centre.heartbeat_interval_s", int, 300, "Seconds between heartbeat reports."),
     _s("centre.batch_size", int, 200, "Reports sent in one request when catching up."),
+    _s("centre.reconnect_delay_s", float, 60.0, "After the line comes back, the backlog waits a random 0 to this many seconds, so a county does not all send at once."),
+    _s("centre.backoff_max_s", int, 1800, "After failed sends the box waits longer each time (with jitter), at most this many seconds."),
     _s("centre.db", str, "", "The centre's store: a SQLite path or a postgresql:// URL (default: <data_dir>/centre.sqlite)."),
     _s("centre.host", str, "0.0.0.0", "Address the centre listens on."),
     _s("centre.port", int, 8090, "Port of the centre."),
