@@ -30,9 +30,62 @@ def _print_json(data: Any) -> None:
 # --- content ---------------------------------------------------------------
 
 
+def _progress_bar(label_prefix: str) -> Callable[[int, int, str], None] | None:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    last = [-1.0]
+
+    def show(done: int, total: int, label: str) -> None:
+        frac = done / total if total else 1.0
+        if frac - last[0] < 0.005 and done < total:
+            return  # redraw at most every half percent
+        last[0] = frac
+        width = 30
+        bar = "#" * int(frac * width)
+        sys.stderr.write(f"\r{label_prefix} [{bar:<{width}}] {frac:4.0%} {done / 1e6:,.0f}/{total / 1e6:,.0f} MB {label[-30:]:<30}")
+        sys.stderr.flush()
+
+    return show
+
+
+def _outcome_line(o: Any) -> str:
+    what = f"{o.id} v{o.version}" if o.id else ""
+    if o.outcome == "rejected":
+        return f"rejected   {o.reason:<13} {what} {o.source}: {o.detail}"
+    return f"{o.outcome:<10} {what} {o.source}" + (f" ({o.detail})" if o.detail and o.outcome != "unchanged" else "")
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest bags; one outcome line per package; exit 1 when any was rejected."""
-    raise KioskError("kiosk ingest is not built yet")
+    from pathlib import Path
+
+    from kiosk.library import Library, find_bags
+
+    cfg = _config(args)
+    roots = [Path(p) for p in args.paths]
+    for root in roots:
+        if not (root.exists() or root.is_symlink()):
+            raise KioskError(f"{root} does not exist")
+    bags = [bag for root in roots for bag in find_bags(root)]
+    if not bags:
+        raise KioskError("no bags found under " + ", ".join(str(r) for r in roots))
+    lib = Library(cfg)
+    outcomes = []
+    try:
+        for n, bag in enumerate(bags, 1):
+            progress = _progress_bar(f"{n}/{len(bags)}")
+            outcome = lib.ingest(bag, source=args.source, progress=progress)
+            if progress:
+                sys.stderr.write("\r\033[K")
+            outcomes.append(outcome)
+            if not args.json:
+                print(_outcome_line(outcome), flush=True)
+    finally:
+        lib.close()
+    if args.json:
+        _print_json([o.to_json() for o in outcomes])
+    return 1 if any(o.rejected for o in outcomes) else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
