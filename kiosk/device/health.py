@@ -96,7 +96,8 @@ STATES: dict[str, State] = {s.id: s for s in _STATES}
 ALL_WELL = State("overall.ok", "ok", "一切正常，不需要做什么", "All is well, nothing to do")
 
 
-def _pick(d: dict[str, Any], *names: str) -> Any:
+def pick(d: dict[str, Any], *names: str) -> Any:
+    """The first of `names` that `d` has a value for (uplink_status keys are read leniently)."""
     for n in names:
         if d.get(n) is not None:
             return d[n]
@@ -161,7 +162,7 @@ def _uplink(r: Readings, cfg: Config, uplink: dict[str, Any] | None) -> str:
         return "uplink.off"
     if not uplink:
         return "uplink.unknown"
-    last = _pick(uplink, "last_sent", "last_sent_at", "last_ack")
+    last = pick(uplink, "last_sent", "last_sent_at", "last_ack")
     late_after = cfg.health.uplink_warning_s
     if last is None:
         young = r.uptime_s is not None and r.uptime_s < late_after
@@ -196,7 +197,7 @@ def _value(key: str, r: Readings, uplink: dict[str, Any] | None) -> str:
     if key == "display" and r.display_restarts is not None:
         return f"重启 {r.display_restarts} 次"
     if key == "uplink" and uplink:
-        depth = _pick(uplink, "outbox", "outbox_depth", "pending")
+        depth = pick(uplink, "outbox", "outbox_depth", "pending")
         return f"待发报告 {depth} 份" if depth is not None else ""
     return ""
 
@@ -216,7 +217,11 @@ def worst(states: dict[str, State]) -> str:
 
 def snapshot(hardware: Hardware, cfg: Config, uplink: dict[str, Any] | None = None) -> dict[str, Any]:
     """Health now, judged: used by GET /api/v1/health, `kiosk status` and heartbeats."""
-    readings = hardware.read()
+    return assess(hardware.read(), cfg, uplink, hardware=hardware.name)
+
+
+def assess(readings: Readings, cfg: Config, uplink: dict[str, Any] | None = None, hardware: str = "") -> dict[str, Any]:
+    """Judge readings already taken (see snapshot())."""
     states = judge(readings, cfg, uplink)
     level = worst(states)
     problems = sorted((s for s in states.values() if s.level in ("warning", "fault")), key=lambda s: -_RANK[s.level])
@@ -236,7 +241,7 @@ def snapshot(hardware: Hardware, cfg: Config, uplink: dict[str, Any] | None = No
             for key, s in states.items()
         },
         "readings": readings.to_dict(),
-        "hardware": hardware.name,
+        "hardware": hardware,
         "at": clock.now(),
     }
 

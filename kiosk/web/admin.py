@@ -1,0 +1,404 @@
+"""The administrator's device page at /admin: health at a glance, content, uplink, actions, log.
+
+For a part-time village cadre: plain Chinese first, one sentence that says
+what is wrong and what to do, big buttons, usable on a phone. Every route
+needs the login (else the login page, or 401 for JSON); every POST needs the
+session's CSRF token (else nothing changes). The view only parses and
+renders: health lives in kiosk.device, content in kiosk.library.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any
+
+from flask import (
+    Blueprint, Response, current_app, flash, get_flashed_messages, jsonify, redirect, render_template,
+    request, url_for,
+)
+from markupsafe import Markup
+
+from kiosk.device import Readings, health, history, power
+from kiosk.errors import KioskError, NotFound
+from kiosk.web import auth
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("admin", __name__)
+
+PUBLIC = {"admin.login", "admin.setup"}
+LOG_LINES = 200
+DAY = 86400
+
+
+# --- the page's own log: a bounded ring in memory ----------------------------------
+class LogRing(logging.Handler):
+    """The last LOG_LINES log lines of this process, for the page (no disk writes, no journal rights)."""
+
+    def __init__(self, size: int = LOG_LINES) -> None:
+        super().__init__(level=logging.INFO)
+        self.lines: collections.deque[str] = collections.deque(maxlen=size)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # logging must never break the box
+            self.handleError(record)
+
+
+_ring_lock = threading.Lock()
+
+
+def log_ring() -> LogRing:
+    """The ring attached to the `kiosk` logger (attached once per process)."""
+    logger = logging.getLogger("kiosk")
+    with _ring_lock:
+        for h in logger.handlers:
+            if isinstance(h, LogRing):
+                return h
+        ring = LogRing()
+        logger.addHandler(ring)
+        return ring
+
+
+@bp.record_once
+def _install(state: Any) -> None:
+    log_ring()
+
+
+# --- helpers -------------------------------------------------------------------------
+def _cfg() -> Any:
+    return current_app.extensions["kiosk"]["config"]
+
+
+def _part(name: str) -> Any:
+    return current_app.extensions["kiosk"].get(name)
+
+
+class _NoHardware:
+    """Stands in when the app was built without hardware: every reading unknown."""
+
+    name = "none"
+
+    def read(self) -> Readings:
+        return Readings()
+
+
+def _hardware() -> Any:
+    return _part("hardware") or _NoHardware()
+
+
+_limiters: dict[int, auth.RateLimiter] = {}
+
+
+def _limiter() -> auth.RateLimiter:
+    app_id = id(current_app._get_current_object())  # type: ignore[attr-defined]
+    if app_id not in _limiters:
+        _limiters[app_id] = auth.RateLimiter(_cfg().admin.max_login_attempts)
+    return _limiters[app_id]
+
+
+def _wants_json() -> bool:
+    return request.path.endswith(".json") or request.accept_mimetypes.best == "application/json"
+
+
+def _uplink() -> dict[str, Any]:
+    try:
+        return dict(_part("uplink_status")() or {})
+    except Exception as e:  # the uplink part's trouble must not hide the page
+        log.warning("event=uplink_status_failed error=%r", e)
+        return {}
+
+
+def _safe(what: str, fn: Any, default: Any) -> Any:
+    """Ask the library; on failure show the rest of the page and say this part is unavailable."""
+    try:
+        return fn()
+    except Exception as e:
+        log.warning("event=admin_part_failed part=%s error=%r", what, e)
+        return default
+
+
+def sparkline(values: list[float | None], width: int = 240, height: int = 44, low: float | None = None, high: float | None = None) -> Markup:
+    """A server-rendered SVG line over `values` (oldest first); gaps where a value is None."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return Markup(f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" aria-label="没有记录"><text x="4" y="{height // 2 + 5}">没有记录</text></svg>')
+    lo = min(present) if low is None else min(low, min(present))
+    hi = max(present) if high is None else max(high, max(present))
+    span = (hi - lo) or 1.0
+    step = width / max(1, len(values) - 1)
+    path, pen_down = [], False
+    for i, v in enumerate(values):
+        if v is None:
+            pen_down = False
+            continue
+        x = i * step
+        y = height - 2 - (v - lo) / span * (height - 4)
+        path.append(f"{'L' if pen_down else 'M'}{x:.1f},{y:.1f}")
+        pen_down = True
+    label = f"最低 {min(present):.0f}，最高 {max(present):.0f}"
+    return Markup(
+        f'<svg class="spark" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" aria-label="{label}">'
+        f'<path d="{" ".join(path)}" fill="none" stroke="currentColor" stroke-width="2"/></svg>'
+    )
+
+
+# column -> fixed scale, so a flat line at 0 reads as "never" rather than filling the box
+_SCALES = {"under_voltage": (0, 1), "readonly": (0, 1), "disk_percent": (0, 100), "memory_percent": (0, 100), "ext4_errors": (0, 1), "display_restarts": (0, 3)}
+
+
+def _sparklines(store: history.HistoryStore | None) -> dict[str, dict[str, Markup]]:
+    out: dict[str, dict[str, Markup]] = {}
+    if store is None:
+        return out
+    for signal, column in history.SIGNAL_COLUMN.items():
+        lo, hi = _SCALES.get(column, (None, None))
+        out[signal] = {
+            "day": sparkline(store.series(column, DAY, 96), low=lo, high=hi),
+            "week": sparkline(store.series(column, 7 * DAY, 168), low=lo, high=hi),
+        }
+    return out
+
+
+def fmt_time(ts: float | None) -> str:
+    """A time in local form, or a dash."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "—"
+
+
+def fmt_size(n: float | None) -> str:
+    """Bytes in local form (GB, MB)."""
+    if n is None:
+        return "—"
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} 字节"
+
+
+@bp.app_template_filter("admin_time")
+def _admin_time(ts: float | None) -> str:
+    return fmt_time(ts)
+
+
+@bp.app_template_filter("admin_size")
+def _admin_size(n: float | None) -> str:
+    return fmt_size(n)
+
+
+def _page(template: str, status: int = 200, **context: Any) -> Response:
+    cfg = _cfg()
+    body = render_template(template, point=cfg.point, csrf=auth.csrf_token(), **context)
+    resp = current_app.make_response((body, status))
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# --- the guard: login and CSRF on everything -----------------------------------------
+@bp.before_request
+def _guard() -> Any:
+    cfg = _cfg()
+    public = request.endpoint in PUBLIC
+    if not public and not auth.logged_in(cfg):
+        if _wants_json():
+            return jsonify(error="login required", detail="请先登录设备管理页"), 401
+        return _login_page(status=401)
+    if request.method == "POST" and not auth.csrf_ok(request.form.get("csrf")):
+        log.warning("event=admin_csrf_refused path=%s", request.path)
+        return _page("admin/message.html", 400, level="fault",
+                     title="操作没有执行", title_en="Nothing was done",
+                     text="页面已过期或来源不明，为了安全没有执行。请回到设备管理页重新操作。",
+                     text_en="The page was stale or not from this box, so nothing was changed. Go back and try again.")
+    return None
+
+
+def _login_page(status: int = 200, error: str = "", error_en: str = "") -> Response:
+    first = not auth.has_password(_cfg())
+    return _page("admin/login.html", status, first=first, error=error, error_en=error_en)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The login form; on success, the device page."""
+    cfg = _cfg()
+    if request.method == "GET":
+        return redirect(url_for("admin.index")) if auth.logged_in(cfg) else _login_page()
+    who = request.remote_addr or "?"
+    wait = _limiter().blocked(who)
+    if wait:
+        minutes = int(wait // 60) + 1
+        return _login_page(429, f"密码错误次数太多，请 {minutes} 分钟后再试。", f"Too many wrong passwords; try again in {minutes} min.")
+    if not auth.check_password(cfg, request.form.get("password", "")):
+        _limiter().failed(who)
+        log.warning("event=admin_login_failed addr=%s", who)
+        return _login_page(401, "密码不对，请再试一次。", "Wrong password, please try again.")
+    _limiter().succeeded(who)
+    auth.log_in(cfg)
+    log.info("event=admin_login addr=%s", who)
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/setup")
+def setup() -> Any:
+    """First visit: set the password (only while none is set)."""
+    cfg = _cfg()
+    if auth.has_password(cfg):
+        return _login_page(409, "密码已经设置过了，请直接登录。", "A password is already set; please log in.")
+    pw, again = request.form.get("password", ""), request.form.get("password2", "")
+    if pw != again:
+        return _login_page(400, "两次输入的密码不一样，请重新输入。", "The two passwords differ; please type them again.")
+    try:
+        auth.set_password(cfg, pw)
+    except auth.PasswordRefused:
+        return _login_page(400, f"密码至少要 {auth.MIN_PASSWORD} 个字。", f"The password needs at least {auth.MIN_PASSWORD} characters.")
+    auth.log_in(cfg)
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    """End the session."""
+    auth.log_out()
+    return redirect(url_for("admin.login"))
+
+
+# --- the device page -------------------------------------------------------------------
+def _store() -> history.HistoryStore | None:
+    try:
+        return history.open_store(_cfg())
+    except Exception as e:
+        log.warning("event=history_unavailable error=%r", e)
+        return None
+
+
+@bp.get("")
+@bp.get("/")
+def index() -> Any:
+    """Health at a glance, content, import, uplink, actions."""
+    cfg = _cfg()
+    lib = _part("library")
+    uplink = _uplink()
+    snap = health.snapshot(_hardware(), cfg, uplink)
+    q = request.args.get("q", "").strip()
+    items = _safe("items", lambda: lib.items(q=q or None, limit=30), None) if lib else None
+    progress = import_progress()
+    return _page(
+        "admin/index.html",
+        snap=snap,
+        signals=health.SIGNALS,
+        sparks=_sparklines(_store()),
+        summary=_safe("summary", lib.summary, None) if lib else None,
+        recent=_safe("recent", lambda: lib.recent(20), None) if lib else None,
+        quarantine=_safe("quarantine", lib.quarantine, None) if lib else None,
+        items=items,
+        q=q,
+        uplink=uplink,
+        uplink_last=health.pick(uplink, "last_sent", "last_sent_at", "last_ack"),
+        uplink_depth=health.pick(uplink, "outbox", "outbox_depth", "pending"),
+        centre_url=cfg.centre.url,
+        progress=progress,
+        messages=get_flashed_messages(with_categories=True),
+        refresh=bool(progress and progress.get("state") == "running"),
+    )
+
+
+@bp.get("/status.json")
+def status_json() -> Any:
+    """The page's facts as JSON (for a phone that polls, and for tests)."""
+    lib = _part("library")
+    return jsonify(
+        health=health.snapshot(_hardware(), _cfg(), _uplink()),
+        content=_safe("summary", lib.summary, None) if lib else None,
+        uplink=_uplink(),
+        import_progress=import_progress(),
+    )
+
+
+@bp.get("/log")
+def log_page() -> Any:
+    """This process's last 200 log lines, newest last."""
+    return _page("admin/log.html", lines=list(log_ring().lines))
+
+
+# --- content actions -------------------------------------------------------------------
+@bp.post("/items/<item_id>/pin")
+def pin(item_id: str) -> Any:
+    """Pin (keep) or release an item."""
+    pinned = request.form.get("pinned", "1") == "1"
+    try:
+        _part("library").pin(item_id, pinned)
+    except NotFound:
+        flash("没有找到这个节目。" + f" (no item {item_id})", "fault")
+    else:
+        flash(("已固定，不会被自动删除：" if pinned else "已取消固定：") + item_id, "ok")
+        log.info("event=admin_pin id=%s pinned=%s", item_id, pinned)
+    return redirect(url_for("admin.index", q=request.form.get("q") or None) + "#items")
+
+
+@bp.route("/items/<item_id>/delete", methods=["GET", "POST"])
+def delete(item_id: str) -> Any:
+    """Delete an item, after a confirm step."""
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return _page("admin/confirm.html", action=url_for("admin.delete", item_id=item_id),
+                     question=f"确定要删除节目“{item_id}”吗？删除后村民就看不到了。",
+                     question_en=f"Delete the programme {item_id}? Villagers will no longer see it.",
+                     button="删除 Delete")
+    try:
+        _part("library").delete(item_id)
+    except NotFound:
+        flash("没有找到这个节目。" + f" (no item {item_id})", "fault")
+    else:
+        flash("已删除：" + item_id, "ok")
+        log.info("event=admin_delete id=%s", item_id)
+    return redirect(url_for("admin.index") + "#items")
+
+
+# --- USB import --------------------------------------------------------------------------
+def import_progress() -> dict[str, Any] | None:
+    """The USB import's progress record, if the importer has written one."""
+    import json
+
+    try:
+        record = json.loads((_cfg().data_dir / history.IMPORT_PROGRESS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+# --- power -----------------------------------------------------------------------------
+_POWER_WORDS = {
+    "restart-screens": ("重启屏幕", "Restart screens", "确定要重启触摸屏吗？屏幕会黑几秒钟。", "Restart the touch screen? It goes dark for a few seconds.",
+                        "触摸屏正在重启，几秒钟后就好。", "The touch screen is restarting."),
+    "reboot": ("重启设备", "Reboot", "确定要重启设备吗？大约两分钟内屏幕和网页都用不了。", "Reboot the box? Screens and this page are away for about two minutes.",
+               "设备正在重启，大约两分钟后再打开这个网页。", "The box is rebooting; open this page again in about two minutes."),
+    "shutdown": ("关机", "Shut down", "确定要关机吗？关机后要拔掉电源再插上才能重新开机。", "Shut the box down? To start it again, unplug and replug the power.",
+                 "设备正在关机。屏幕黑了以后等 10 秒，就可以拔电源了。", "The box is shutting down. Wait 10 s after the screen goes dark before unplugging."),
+}
+
+
+@bp.route("/power/<action>", methods=["GET", "POST"])
+def power_action(action: str) -> Any:
+    """Restart the screens, reboot or shut down, after a confirm step."""
+    if action not in _POWER_WORDS:
+        return _page("admin/message.html", 404, level="fault", title="没有这个操作", title_en="No such action", text="", text_en="")
+    name, name_en, question, question_en, done, done_en = _POWER_WORDS[action]
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return _page("admin/confirm.html", action=url_for("admin.power_action", action=action),
+                     question=question, question_en=question_en, button=f"{name} {name_en}")
+    try:
+        power.perform(_cfg(), action)
+    except KioskError as e:
+        return _page("admin/message.html", 500, level="fault", title=f"{name}没有成功", title_en=f"{name_en} failed",
+                     text="请再试一次；仍不行，请直接拔掉电源再插上。", text_en=str(e))
+    return _page("admin/message.html", level="ok", title=name, title_en=name_en, text=done, text_en=done_en)
+
+
+@bp.route("/<path:rest>", methods=["GET", "POST"])
+def not_found(rest: str) -> Any:
+    """Any other /admin address: the login page when logged out (the guard), else a plain 404."""
+    return _page("admin/message.html", 404, level="warning", title="没有这一页", title_en="No such page",
+                 text="请回到设备管理页。", text_en="Go back to the device page.")
