@@ -1,0 +1,206 @@
+"""Import from a USB disk or a disc: every bag in its `storage.usb_folder` folder.
+
+The disk is only ever read (udev mounts it read-only; nothing here writes to it).
+The library's ingest stages each package and publishes it by rename only after every
+hash matched, so a disk pulled out mid-import leaves nothing half-done; inserting it
+again resumes the import, the packages already here answering `unchanged` cheaply.
+
+While an import runs, a small record in data_dir says how far it is (`progress()`,
+for the device page) and what to tell villagers (`notice()`, for the touch screen).
+The record is rewritten at most about once a second, to spare the SD card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+from kiosk import clock
+from kiosk.config import Config
+from kiosk.errors import KioskError
+from kiosk.library.model import Outcome
+
+log = logging.getLogger(__name__)
+
+RECORD = "usb-import.json"
+LOCK = "usb-import.lock"
+WRITE_EVERY_S = 1.0
+NOTICE_FOR_S = 600.0  # the touch screen shows the result this long after the import ended
+MEDIA_ROOTS = ("/run/kiosk/usb", "/media", "/run/media", "/mnt")
+
+
+def content_folder(cfg: Config, path: Path) -> Path:
+    """The folder to import: `<path>/<usb_folder>` when `path` is a disk's mount point, else `path`."""
+    inner = Path(path) / cfg.storage.usb_folder
+    return inner if inner.is_dir() else Path(path)
+
+
+def import_folder(cfg: Config, library: Any, path: Path) -> list[Outcome]:
+    """Import every bag on a disk (its mount point or its kiosk folder); one import at a time."""
+    folder = content_folder(cfg, path)
+    if not folder.is_dir():
+        raise KioskError(f"{folder} is not a folder")
+    with _single(cfg):
+        record: dict[str, Any] = {
+            "state": "importing",
+            "folder": str(folder),
+            "started": clock.now(),
+            "finished": None,
+            "done_bytes": 0,
+            "total_bytes": 0,
+            "label": "",
+            "counts": {},
+            "rejected": [],
+        }
+        _write(cfg, record)
+        last = [clock.monotonic()]
+
+        def progress(done: int, total: int, label: str) -> None:
+            record.update(done_bytes=done, total_bytes=total, label=label)
+            if clock.monotonic() - last[0] >= WRITE_EVERY_S:
+                last[0] = clock.monotonic()
+                _write(cfg, record)
+
+        log.info("event=usb_import_started folder=%s", folder)
+        outcomes: list[Outcome] = []
+        try:
+            outcomes = library.ingest_tree(folder, source="usb", progress=progress)
+        except OSError as e:  # the disk went away or cannot be read
+            record["error"] = str(e)
+        finally:
+            gone = not _readable(folder)
+            record["counts"] = dict(Counter(o.outcome for o in outcomes))
+            record["rejected"] = [o.to_json() for o in outcomes if o.rejected][:50]
+            record["finished"] = clock.now()
+            record["state"] = "interrupted" if gone or "error" in record else "done"
+            _write(cfg, record)
+        log.info("event=usb_import_%s folder=%s counts=%s", record["state"], folder, record["counts"])
+        return outcomes
+
+
+def start_import(cfg: Config, library: Any, path: Path) -> threading.Thread:
+    """Run `import_folder` in the background (the device page's "import" button)."""
+    if is_running(cfg):
+        raise KioskError("an import is already running")
+
+    def run() -> None:
+        try:
+            import_folder(cfg, library, path)
+        except Exception:  # logged; the record says what happened
+            log.exception("event=usb_import_failed path=%s", path)
+
+    t = threading.Thread(target=run, name="usb-import", daemon=True)
+    t.start()
+    return t
+
+
+def candidates(cfg: Config, roots: tuple[str, ...] = MEDIA_ROOTS) -> list[Path]:
+    """Mounted disks (/media/<disk> or /media/<user>/<disk>) that hold a `storage.usb_folder` folder."""
+    found: list[Path] = []
+    for root in map(Path, roots):
+        for disk in _subdirs(root):
+            if (disk / cfg.storage.usb_folder).is_dir():
+                found.append(disk)
+                continue
+            found.extend(d for d in _subdirs(disk) if (d / cfg.storage.usb_folder).is_dir())
+    return found
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir())
+    except OSError:
+        return []
+
+
+def progress(cfg: Config) -> dict[str, Any] | None:
+    """The running or last import: state, folder, bytes done and total, counts, rejections; None if none yet."""
+    record = _read(cfg)
+    if record and record.get("state") == "importing" and not is_running(cfg):
+        record["state"] = "interrupted"  # the importing process died (power cut, kill)
+    return record
+
+
+def notice(cfg: Config) -> dict[str, Any] | None:
+    """What the touch screen should say about an import now, in zh-CN and en; None when nothing."""
+    record = progress(cfg)
+    if not record:
+        return None
+    state = record["state"]
+    if state != "importing" and clock.now() - (record.get("finished") or 0) > NOTICE_FOR_S:
+        return None
+    if state == "importing":
+        total = record.get("total_bytes") or 0
+        pct = int(100 * record.get("done_bytes", 0) / total) if total else 0
+        return {"state": state, "percent": pct,
+                "zh": f"正在从U盘导入新内容（{pct}%），请不要拔出U盘。",
+                "en": f"Importing new content from the USB disk ({pct}%). Please do not remove it."}
+    counts = record.get("counts", {})
+    new = counts.get("published", 0)
+    if state == "interrupted":
+        return {"state": state, "percent": None,
+                "zh": f"U盘导入没有完成（已导入 {new} 项）。请重新插入U盘，会接着导入。",
+                "en": f"The USB import did not finish ({new} new). Insert the disk again to continue."}
+    return {"state": state, "percent": 100,
+            "zh": f"U盘导入完成：新增 {new} 项内容。" if new else "U盘导入完成：没有新内容。",
+            "en": f"USB import finished: {new} new items." if new else "USB import finished: nothing new."}
+
+
+def is_running(cfg: Config) -> bool:
+    """Whether an import holds the lock now (in this process or another)."""
+    try:
+        fd = os.open(cfg.data_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we just took
+    return False
+
+
+@contextlib.contextmanager
+def _single(cfg: Config) -> Iterator[None]:
+    # flock, not a pid file: the kernel drops it when the process dies, even by SIGKILL
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cfg.data_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KioskError("another USB import is running; wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _readable(folder: Path) -> bool:
+    try:
+        os.listdir(folder)
+        return True
+    except OSError:
+        return False
+
+
+def _write(cfg: Config, record: dict[str, Any]) -> None:
+    path = cfg.data_dir / RECORD
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read(cfg: Config) -> dict[str, Any] | None:
+    try:
+        data = json.loads((cfg.data_dir / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,369 @@
+"""Telecom sync: fetch what the centre's signed index lists and the box lacks.
+
+The centre serves (see docs/channels.md):
+
+    GET <centre.url>/api/v1/packages/index.json
+        {"generated": <unix>, "packages": [{"id", "version", "size",
+          "tagmanifest_sha256", "path": "/api/v1/packages/<id>-<version>.tar"}]}
+    GET <centre.url>/api/v1/packages/index.json.sig
+        one line: base64 Ed25519 signature over the exact bytes of index.json
+
+The index is trusted only when a key in storage.trust_dir verifies it, and an index
+older than the last one accepted is refused (a replayed index could hide a recall).
+Lines are metered: downloads happen only within sync.window hours and stop when
+sync.daily_budget_mb is spent; a download cut off (budget, window, a dropped line,
+SIGTERM) stays as a partial file under data_dir and resumes with an HTTP Range
+request. A finished file must have the index's size and tag manifest hash before it
+goes to `library.ingest(source="telecom")`; withdrawals are ordinary signed recall
+packages in the index and need nothing special here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from kiosk import clock
+from kiosk.config import Config
+from kiosk.errors import KioskError, NotFound, PackageRejected
+from kiosk.library import signing
+from kiosk.library.model import Outcome
+
+log = logging.getLogger(__name__)
+
+INDEX = "/api/v1/packages/index.json"
+STATE = "sync-state.json"
+PARTIAL_DIR = "sync"
+CHUNK = 256 * 1024
+MAX_INDEX_BYTES = 8 << 20
+ATTEMPTS = 3  # tries within one run while a dropped connection still makes progress
+RETRY_LATER = {"no_space"}  # rejections that may go away; the rest are final for that package
+_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One package the index lists."""
+
+    id: str
+    version: int
+    size: int
+    tagmanifest_sha256: str
+    path: str
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.id}-{self.version}-{self.tagmanifest_sha256[:16]}.tar"
+
+
+@dataclass
+class Result:
+    """What one sync run did."""
+
+    skipped: str | None = None  # disabled, window, budget, stale_index
+    outcomes: list[Outcome] = field(default_factory=list)
+    downloaded: int = 0
+    pending: int = 0
+
+
+def run(cfg: Config, library: Any, stop: threading.Event | None = None, session: requests.Session | None = None) -> Result:
+    """One look at the centre's index, fetching and ingesting what is missing within window and budget."""
+    if not cfg.centre.url or not cfg.sync.enabled:
+        return Result(skipped="disabled")
+    stop = stop or threading.Event()
+    with _lock:
+        state = _load(cfg)
+        try:
+            return _run(cfg, library, state, stop, session or requests.Session())
+        finally:
+            _save(cfg, state)
+
+
+def _run(cfg: Config, library: Any, state: dict[str, Any], stop: threading.Event, session: requests.Session) -> Result:
+    result = Result()
+    if not in_window(cfg.sync.window, clock.now()):
+        result.skipped = "window"
+        return result
+    if _budget_left(cfg, state) <= 0:
+        result.skipped = "budget"
+        return result
+    generated, entries = fetch_index(cfg, session, state)
+    if generated < state.get("generated", 0):
+        log.warning("event=sync_index_refused reason=older generated=%s last=%s", generated, state["generated"])
+        result.skipped = "stale_index"
+        return result
+    state["generated"] = generated
+    wanted = [e for e in entries if not _have(library, state, e)]
+    # smallest first: recalls and small items get through a tight budget before a big video
+    wanted.sort(key=lambda e: (e.size, e.id))
+    _clear_partials(cfg, {e.file_name for e in wanted})
+    result.pending = len(wanted)
+    for entry in wanted:
+        if stop.is_set():
+            break
+        if not in_window(cfg.sync.window, clock.now()):
+            result.skipped = "window"
+            break
+        path = _download(cfg, state, entry, session, stop, result)
+        if path is None:
+            break
+        outcome = _ingest(cfg, library, state, entry, path)
+        result.outcomes.append(outcome)
+        result.pending -= 1
+    state["last_run"] = {"at": clock.now(), "skipped": result.skipped, "pending": result.pending,
+                         "downloaded": result.downloaded, "outcomes": [o.to_json() for o in result.outcomes][-20:]}
+    return result
+
+
+def fetch_index(cfg: Config, session: requests.Session, state: dict[str, Any]) -> tuple[int, list[Entry]]:
+    """The centre's index, its signature verified against the trust folder; KioskError otherwise."""
+    base = cfg.centre.url.rstrip("/")
+    timeout = cfg.sync.timeout_s
+    body = _get_small(session, base + INDEX, timeout)
+    sig = _get_small(session, base + INDEX + ".sig", timeout)
+    _spend(state, cfg, len(body) + len(sig))
+    try:
+        signing.verify_signature(body, sig, cfg.path("storage.trust_dir"))
+    except PackageRejected as e:
+        raise KioskError(f"the centre's package index is not signed by a trusted key ({e.reason}: {e.detail})") from None
+    try:
+        doc = json.loads(body)
+        generated = int(doc["generated"])
+        entries = [_entry(p) for p in doc["packages"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise KioskError(f"the centre's package index is malformed: {e}") from None
+    return generated, entries
+
+
+def _entry(p: dict[str, Any]) -> Entry:
+    e = Entry(str(p["id"]), int(p["version"]), int(p["size"]), str(p["tagmanifest_sha256"]).lower(), str(p["path"]))
+    if not _ID.match(e.id) or e.version < 1 or e.size < 0 or not _SHA.match(e.tagmanifest_sha256):
+        raise ValueError(f"bad entry {p!r}")
+    # the index names files on the centre only: no other host, no climbing out
+    if not e.path.startswith("/api/v1/packages/") or ".." in e.path or "//" in e.path or "?" in e.path:
+        raise ValueError(f"bad path {e.path!r}")
+    return e
+
+
+def _get_small(session: requests.Session, url: str, timeout: float) -> bytes:
+    r = session.get(url, timeout=timeout, stream=True)
+    try:
+        r.raise_for_status()
+        body = r.raw.read(MAX_INDEX_BYTES + 1, decode_content=True)
+    finally:
+        r.close()
+    if len(body) > MAX_INDEX_BYTES:
+        raise KioskError(f"{url} is larger than {MAX_INDEX_BYTES} bytes")
+    return body
+
+
+def _have(library: Any, state: dict[str, Any], e: Entry) -> bool:
+    if e.tagmanifest_sha256 in state["done"]:
+        return True
+    try:
+        return library.item(e.id).version >= e.version
+    except NotFound:
+        return False
+
+
+def _download(cfg: Config, state: dict[str, Any], e: Entry, session: requests.Session, stop: threading.Event, result: Result) -> Path | None:
+    """The whole file, resuming a partial one; None when cut off (budget, stop, line) for now."""
+    part = partial_dir(cfg) / (e.file_name + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    url = cfg.centre.url.rstrip("/") + e.path
+    for _ in range(ATTEMPTS):
+        have = part.stat().st_size if part.exists() else 0
+        if have > e.size:
+            part.unlink()
+            have = 0
+        if have == e.size:
+            break
+        left = _budget_left(cfg, state)
+        if left <= 0:
+            result.skipped = "budget"
+            log.info("event=sync_budget_spent id=%s have=%d size=%d", e.id, have, e.size)
+            return None
+        got = _fetch_range(cfg, state, session, url, part, have, e.size, left, stop)
+        result.downloaded += got
+        if stop.is_set() or got == 0:
+            return None  # stopping, or no progress at all: the partial file waits for the next run
+    if not part.exists() or part.stat().st_size != e.size:
+        return None
+    done = part.with_suffix("")
+    os.replace(part, done)
+    return done
+
+
+def _fetch_range(cfg: Config, state: dict[str, Any], session: requests.Session, url: str, part: Path,
+                 have: int, size: int, budget: int, stop: threading.Event) -> int:
+    """Append bytes from `have` on to the partial file; returns bytes received (kept even when cut off)."""
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    got = 0
+    try:
+        with session.get(url, headers=headers, stream=True, timeout=cfg.sync.timeout_s) as r:
+            if r.status_code == 200 and have:
+                have = 0  # the server ignored Range: start again
+            elif r.status_code == 206:
+                if not r.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+                    raise KioskError(f"{url}: the server answered another range: {r.headers.get('Content-Range')}")
+            else:
+                r.raise_for_status()
+                if r.status_code != 200:
+                    raise KioskError(f"{url}: unexpected status {r.status_code}")
+            limit = min(size - have, budget)
+            with open(part, "r+b" if have else "wb") as f:
+                f.seek(have)
+                f.truncate()
+                for chunk in r.iter_content(CHUNK):
+                    chunk = chunk[: limit - got]
+                    f.write(chunk)
+                    got += len(chunk)
+                    if got >= limit or stop.is_set():
+                        break
+                f.flush()
+                os.fsync(f.fileno())
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+        log.warning("event=sync_cut_off url=%s at=%d error=%r", url, have + got, str(e))
+    finally:
+        _spend(state, cfg, got)
+        _save(cfg, state)  # the budget spent must survive a power cut
+    return got
+
+
+def _ingest(cfg: Config, library: Any, state: dict[str, Any], e: Entry, path: Path) -> Outcome:
+    """Check the file against the index, ingest it, and remember the answer."""
+    try:
+        if path.stat().st_size != e.size or _tagmanifest_sha256(path) != e.tagmanifest_sha256:
+            outcome = Outcome(source="telecom", outcome="rejected", id=e.id, version=e.version, reason="bad_hash",
+                              detail="the downloaded file does not match the centre's index")
+        else:
+            outcome = library.ingest(path, source="telecom")
+    finally:
+        path.unlink(missing_ok=True)
+    if outcome.outcome != "rejected" or outcome.reason not in RETRY_LATER:
+        state["done"][e.tagmanifest_sha256] = {"id": e.id, "version": e.version, "outcome": outcome.outcome, "reason": outcome.reason, "at": clock.now()}
+    log.info("event=sync_ingested id=%s version=%s outcome=%s reason=%s", e.id, e.version, outcome.outcome, outcome.reason)
+    return outcome
+
+
+def _tagmanifest_sha256(path: Path) -> str | None:
+    """Hash of the tar's tagmanifest-sha256.txt (top level or in the one folder), read without extracting."""
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for m in tar:
+                parts = m.name.lstrip("./").split("/")
+                if m.isreg() and parts[-1] == "tagmanifest-sha256.txt" and len(parts) <= 2:
+                    f = tar.extractfile(m)
+                    return hashlib.sha256(f.read()).hexdigest() if f else None
+    except (tarfile.TarError, OSError):
+        return None
+    return None
+
+
+# --- window and budget --------------------------------------------------------
+
+
+def in_window(window: str, now: float) -> bool:
+    """Whether downloading is allowed at `now` (local hours "22-06" wrap midnight; empty: always)."""
+    window = window.strip()
+    if not window:
+        return True
+    start, end = (int(x) for x in window.split("-"))
+    hour = time.localtime(now).tm_hour
+    if start == end:
+        return True
+    return start <= hour < end if start < end else hour >= start or hour < end
+
+
+def _today(now: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(now))
+
+
+def _budget_left(cfg: Config, state: dict[str, Any]) -> int:
+    if state.get("day") != _today(clock.now()):
+        state["day"], state["used"] = _today(clock.now()), 0
+    return cfg.sync.daily_budget_mb * 1024 * 1024 - state["used"]
+
+
+def _spend(state: dict[str, Any], cfg: Config, n: int) -> None:
+    _budget_left(cfg, state)  # rolls the day over first
+    state["used"] += n
+
+
+# --- state --------------------------------------------------------------------
+
+
+def partial_dir(cfg: Config) -> Path:
+    """Where partial downloads wait to be resumed."""
+    return cfg.data_dir / PARTIAL_DIR
+
+
+def _clear_partials(cfg: Config, keep: set[str]) -> None:
+    """Drop partial files of packages the index no longer lists (replaced or withdrawn)."""
+    try:
+        names = os.listdir(partial_dir(cfg))
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.removesuffix(".part") not in keep:
+            (partial_dir(cfg) / name).unlink(missing_ok=True)
+
+
+def _load(cfg: Config) -> dict[str, Any]:
+    try:
+        state = json.loads((cfg.data_dir / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        state = {}
+    if not isinstance(state, dict):
+        state = {}
+    state.setdefault("done", {})
+    state.setdefault("used", 0)
+    state.setdefault("day", "")
+    return state
+
+
+def _save(cfg: Config, state: dict[str, Any]) -> None:
+    # keep the memory of handled packages bounded: the newest 5,000 are plenty
+    if len(state["done"]) > 5000:
+        newest = sorted(state["done"].items(), key=lambda kv: kv[1].get("at", 0))[-5000:]
+        state["done"] = dict(newest)
+    path = cfg.data_dir / STATE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def status(cfg: Config) -> dict[str, Any]:
+    """For the device page: budget used today, the last run, partial downloads waiting."""
+    state = _load(cfg)
+    used = state["used"] if state.get("day") == _today(clock.now()) else 0
+    try:
+        partial = sorted(os.listdir(partial_dir(cfg)))
+    except FileNotFoundError:
+        partial = []
+    return {
+        "enabled": bool(cfg.centre.url and cfg.sync.enabled),
+        "window": cfg.sync.window,
+        "in_window": in_window(cfg.sync.window, clock.now()),
+        "budget_bytes": cfg.sync.daily_budget_mb * 1024 * 1024,
+        "used_bytes": used,
+        "last_run": state.get("last_run"),
+        "partial": partial,
+    }
