@@ -1,0 +1,297 @@
+"""The touch screens for villagers, at /: topics, lists, items, players, search, wishes.
+
+Server-rendered and light (first paint within a second on a Pi); JavaScript
+only where touch needs it. A page that fails shows a calm note that retries,
+never a traceback. The kiosk's own screen (loopback) gets idle return and the
+"我想看" form; phones on the local network browse the same pages read-only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, send_file, url_for
+from pypinyin import Style, lazy_pinyin
+
+from kiosk import clock
+from kiosk.errors import NotFound
+from kiosk.library.model import CATEGORIES
+from kiosk.web import guard, i18n
+from kiosk.web.speech import SpeechUnavailable
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("screens", __name__)
+
+TOPICS = CATEGORIES + ("other",)
+PAGE_SIZE = 24
+NEW_DAYS = 7
+
+# Words a villager can tap on the "我想看" page, by topic.
+WISH_WORDS: dict[str, tuple[str, ...]] = {
+    "agriculture": ("养猪", "养鸡", "养牛", "玉米", "小麦", "水稻", "果树", "蔬菜大棚", "病虫害", "化肥", "农机", "天气"),
+    "health": ("高血压", "糖尿病", "老人保健", "儿童疫苗", "急救", "养生", "医保", "妇幼"),
+    "law": ("土地承包", "婚姻家庭", "劳动工资", "防诈骗", "交通安全", "继承", "宅基地"),
+    "culture": ("豫剧", "黄梅戏", "京剧", "秦腔", "相声", "电影", "广场舞", "书法"),
+    "children": ("动画片", "儿歌", "安全教育", "故事", "科普", "学习"),
+    "lectures": ("种植技术", "电商", "创业", "健康讲座", "政策解读"),
+    "local": ("乡村新闻", "通知", "集市", "招工"),
+    "other": ("天气预报", "新闻", "手艺", "旅游"),
+}
+
+
+def _part(name: str) -> Any:
+    return current_app.extensions["kiosk"][name]
+
+
+def on_kiosk_screen() -> bool:
+    """True for the box's own touchscreen (a browser on the loopback), False for phones."""
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
+def file_for(item: Any, path: str | None) -> Any:
+    """The FileEntry of `path` in `item`, or None."""
+    if not path:
+        return None
+    return next((f for f in item.files if f.path == path), None)
+
+
+def poster_url(item: Any) -> str | None:
+    """The URL of an item's poster, if it has one."""
+    f = file_for(item, item.poster)
+    if f is None and item.main_file is not None and item.main_file.media_type.startswith("image/"):
+        f = item.main_file
+    return f.url(item.id, item.version) if f else None
+
+
+def item_kind(item: Any) -> str:
+    """video, audio, pdf, article, pictures or file: how the screens open it."""
+    main = item.main_file
+    mt = (main.media_type if main else "").lower()
+    path = (item.main or "").lower()
+    if mt.startswith("video/") or path.endswith((".mp4", ".webm", ".m4v")):
+        return "video"
+    if mt.startswith("audio/") or path.endswith((".mp3", ".m4a", ".ogg", ".wav")):
+        return "audio"
+    if mt == "application/pdf" or path.endswith(".pdf"):
+        return "pdf"
+    if mt.startswith("text/html") or path.endswith((".html", ".htm")):
+        return "article"
+    if mt.startswith("image/") or path.endswith((".jpg", ".jpeg", ".png", ".webp")):
+        return "pictures"
+    return "file"
+
+
+def pictures_of(item: Any) -> list[Any]:
+    """The images of a picture set, in path order, the poster left out unless alone."""
+    images = sorted((f for f in item.files if f.media_type.startswith("image/")), key=lambda f: f.path)
+    without_poster = [f for f in images if f.path != item.poster]
+    return without_poster or images
+
+
+def is_new(item: Any) -> bool:
+    """Published within the last week."""
+    return bool(item.published_at) and clock.now() - item.published_at < NEW_DAYS * 86400
+
+
+@lru_cache(maxsize=4096)
+def pinyin_keys(word: str) -> tuple[str, str]:
+    """(full pinyin, initials) of a word, for the on-screen keyboard's suggestions."""
+    full = lazy_pinyin(word, errors="ignore")
+    initials = lazy_pinyin(word, style=Style.FIRST_LETTER, errors="ignore")
+    return "".join(full).lower(), "".join(initials).lower()
+
+
+def _render(template: str, **kw: Any) -> Any:
+    cfg = _part("config")
+    kiosk = on_kiosk_screen()
+    kw.setdefault("topics_nav", TOPICS)
+    return render_template(
+        template,
+        point_name=cfg.point.name,
+        kiosk_screen=kiosk,
+        idle_s=cfg.web.idle_return_s if kiosk else 0,
+        item_kind=item_kind,
+        poster_url=poster_url,
+        is_new=is_new,
+        **kw,
+    )
+
+
+def calm_error(code: int) -> Any:
+    """A calm page instead of an error: says so plainly and retries by itself."""
+    try:
+        html = render_template("calm.html", code=code, retry_s=10 if code >= 500 else 0, kiosk_screen=on_kiosk_screen(), idle_s=0)
+    except Exception:  # even the template failed: plain words, still no traceback
+        html = '<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="10"><p style="font-size:28px">请稍等，马上再试。</p>'
+    return html, code
+
+
+def _item_or_404(item_id: str) -> Any:
+    try:
+        return _part("library").item(item_id)
+    except NotFound:
+        abort(404)
+
+
+def _note_open(item: Any) -> None:
+    """Record an open for usage and for eviction order; never fail the page for it."""
+    try:
+        _part("library").mark_opened(item.id)
+    except Exception as e:
+        log.warning("event=mark_opened_failed id=%s error=%r", item.id, e)
+    usage = _part("usage")
+    if usage is not None:
+        try:
+            usage.record(item.id, item.category, "open")
+        except Exception as e:
+            log.warning("event=usage_failed id=%s error=%r", item.id, e)
+
+
+@bp.get("/")
+def home() -> Any:
+    """Big topic tiles with counts and what is new, then the newest arrivals."""
+    library = _part("library")
+    tiles = []
+    for cat in library.categories():
+        newest = library.items(category=cat["slug"], limit=1)
+        tiles.append({"slug": cat["slug"], "count": cat["count"], "newest": newest[0] if newest else None})
+    order = {slug: i for i, slug in enumerate(TOPICS)}
+    tiles.sort(key=lambda t: order.get(t["slug"], len(order)))
+    arrivals = library.items(limit=8)
+    return _render("home.html", tiles=tiles, arrivals=arrivals)
+
+
+@bp.get("/topic/<slug>")
+def topic(slug: str) -> Any:
+    """One topic's items, newest first, with posters."""
+    if slug not in TOPICS:
+        abort(404)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    found = _part("library").items(category=slug, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    return _render("topic.html", slug=slug, items=found[:PAGE_SIZE], page=page, has_next=len(found) > PAGE_SIZE)
+
+
+@bp.get("/item/<item_id>")
+def item(item_id: str) -> Any:
+    """An item: poster, title, description, read aloud, and the button that opens it."""
+    it = _item_or_404(item_id)
+    _note_open(it)
+    main = it.main_file
+    return _render("item.html", item=it, kind=item_kind(it), main=main, main_url=main.url(it.id, it.version) if main else None)
+
+
+@bp.get("/play/<item_id>")
+def play(item_id: str) -> Any:
+    """The full-screen player for a video or audio item."""
+    it = _item_or_404(item_id)
+    if item_kind(it) not in ("video", "audio") or it.main_file is None:
+        return redirect(url_for("screens.item", item_id=it.id))
+    return _render("play.html", item=it, kind=item_kind(it), src=it.main_file.url(it.id, it.version), poster=poster_url(it))
+
+
+@bp.get("/read/<item_id>")
+def read(item_id: str) -> Any:
+    """A document: a PDF in the browser's own viewer, or an HTML article in large type."""
+    it = _item_or_404(item_id)
+    kind = item_kind(it)
+    if kind not in ("pdf", "article") or it.main_file is None:
+        return redirect(url_for("screens.item", item_id=it.id))
+    return _render("read.html", item=it, kind=kind, src=it.main_file.url(it.id, it.version))
+
+
+@bp.get("/pictures/<item_id>")
+def pictures(item_id: str) -> Any:
+    """A picture set, one picture at a time, with big previous and next buttons."""
+    it = _item_or_404(item_id)
+    images = pictures_of(it)
+    if not images:
+        return redirect(url_for("screens.item", item_id=it.id))
+    urls = [f.url(it.id, it.version) for f in images]
+    return _render("pictures.html", item=it, urls=urls)
+
+
+@bp.get("/search")
+def search() -> Any:
+    """Search with the on-screen keyboard; results come as you type (and server-side for ?q=)."""
+    q = (request.args.get("q") or "").strip()[:64]
+    results = _part("library").items(q=q, limit=PAGE_SIZE) if q else []
+    names = {slug: i18n.category_name(slug) for slug in TOPICS}
+    return _render("search.html", q=q, results=results, category_names=names)
+
+
+@bp.get("/wish")
+def wish() -> Any:
+    """The "我想看" page: pick a topic, tap or type words."""
+    if not on_kiosk_screen():
+        return redirect(url_for("screens.home"))
+    words = []
+    for slug, ws in WISH_WORDS.items():
+        for w in ws:
+            full, initials = pinyin_keys(w)
+            words.append({"w": w, "t": slug, "p": full, "i": initials})
+    return _render("wish.html", words=words, wish_topics=TOPICS, token=guard.page_token("wish"), chosen=request.args.get("topic", ""))
+
+
+@bp.post("/wish")
+def wish_send() -> Any:
+    """Store a villager's request; thank them; never an admin action."""
+    if not on_kiosk_screen() or not guard.same_origin():
+        abort(403)
+    if not guard.token_ok("wish", request.form.get("token")):
+        return _render("wish_done.html", ok=False, message=i18n.t("wish_expired")), 400
+    category = request.form.get("category", "")
+    if category not in TOPICS:
+        category = "other"
+    words = request.form.get("words", "")
+    store = _part("wishes")
+    if store is None:
+        return calm_error(503)
+    try:
+        store.add(category, words)
+    except ValueError:
+        return _render("wish_done.html", ok=False, message=i18n.t("wish_empty")), 400
+    return _render("wish_done.html", ok=True, message=i18n.t("wish_thanks"), category=category, words=words)
+
+
+@bp.get("/attract")
+def attract() -> Any:
+    """The idle screen: new arrivals, one after another, until someone touches it."""
+    arrivals = [it for it in _part("library").items(limit=12)]
+    return _render("attract.html", arrivals=arrivals)
+
+
+@bp.get("/speak/<item_id>")
+def speak(item_id: str) -> Any:
+    """The item's title and description read aloud (WAV), made on the box and cached."""
+    it = _item_or_404(item_id)
+    speaker = _part("speech")
+    if speaker is None:
+        abort(503)
+    text = f"{it.title}。{it.description}"
+    try:
+        path = speaker.wav(text, it.language or "zh-CN")
+    except SpeechUnavailable:
+        abort(503)
+    return send_file(path, mimetype="audio/wav", conditional=True, max_age=86400)
+
+
+@bp.get("/lang/<code>")
+def set_language(code: str) -> Any:
+    """Switch the screens' language and go back where the villager was."""
+    if code not in i18n.LANGUAGES:
+        abort(404)
+    nxt = request.args.get("next") or "/"
+    parts = urlsplit(nxt)
+    if parts.scheme or parts.netloc or not nxt.startswith("/"):
+        nxt = "/"  # only our own pages: never an open redirect
+    resp = make_response(redirect(nxt))
+    resp.set_cookie(i18n.COOKIE, code, max_age=365 * 86400, samesite="Lax")
+    return resp

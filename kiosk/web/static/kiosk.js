@@ -1,0 +1,98 @@
+/* Touch behaviour shared by every screen: idle return, back, read aloud, pictures, articles.
+   No framework: a few listeners keep the pages light for a Pi. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var idleS = parseInt(body.getAttribute("data-idle") || "0", 10);
+  var page = body.getAttribute("data-page");
+
+  // A kiosk has no right click, no long-press menu and no text selection.
+  if (body.classList.contains("kiosk")) {
+    document.addEventListener("contextmenu", function (e) { e.preventDefault(); });
+    document.addEventListener("selectstart", function (e) { e.preventDefault(); });
+    document.addEventListener("gesturestart", function (e) { e.preventDefault(); });
+    document.addEventListener("touchmove", function (e) { if (e.touches && e.touches.length > 1) e.preventDefault(); }, { passive: false });
+  }
+
+  // Idle return: after idleS seconds without a touch, go home and show new arrivals.
+  if (idleS > 0 && page !== "attract") {
+    var last = Date.now();
+    var poke = function () { last = Date.now(); };
+    ["pointerdown", "touchstart", "keydown", "wheel", "scroll", "input"].forEach(function (ev) {
+      document.addEventListener(ev, poke, { passive: true, capture: true });
+    });
+    window.kioskPoke = poke;  // the player calls this while a video plays
+    setInterval(function () {
+      if (Date.now() - last >= idleS * 1000) { window.location.replace("/attract"); }
+    }, 500);
+  }
+
+  // Back buttons go back when there is somewhere to go back to, else follow their link.
+  document.querySelectorAll("[data-back]").forEach(function (a) {
+    a.addEventListener("click", function (e) {
+      if (document.referrer && document.referrer.indexOf(location.origin) === 0 && history.length > 1) {
+        e.preventDefault(); history.back();
+      }
+    });
+  });
+
+  // Read aloud: one audio element, made on the box.
+  var speak = document.getElementById("speak");
+  if (speak) {
+    var audio = null, label = speak.querySelector("span"), text = label.textContent;
+    speak.addEventListener("click", function () {
+      if (audio && !audio.paused) { audio.pause(); audio.currentTime = 0; label.textContent = text; return; }
+      label.textContent = speak.getAttribute("data-busy");
+      audio = audio || new Audio(speak.getAttribute("data-src"));
+      audio.onended = function () { label.textContent = text; };
+      audio.onerror = function () { label.textContent = speak.getAttribute("data-fail"); };
+      audio.play().catch(function () { label.textContent = speak.getAttribute("data-fail"); });
+    });
+  }
+
+  // Picture sets: big buttons and a swipe.
+  var gallery = document.getElementById("gallery");
+  if (gallery) {
+    var urls = JSON.parse(gallery.getAttribute("data-urls")), i = 0;
+    var img = document.getElementById("picture"), counter = document.getElementById("counter");
+    var fmt = counter.getAttribute("data-fmt");
+    var show = function (n) {
+      i = (n + urls.length) % urls.length;
+      img.src = urls[i];
+      counter.textContent = fmt.replace("{n}", i + 1).replace("{m}", urls.length);
+      if (urls.length > 1) { new Image().src = urls[(i + 1) % urls.length]; }
+    };
+    document.getElementById("prev").addEventListener("click", function () { show(i - 1); });
+    document.getElementById("next").addEventListener("click", function () { show(i + 1); });
+    var x0 = null;
+    gallery.addEventListener("pointerdown", function (e) { x0 = e.clientX; });
+    gallery.addEventListener("pointerup", function (e) {
+      if (x0 === null) return;
+      var dx = e.clientX - x0; x0 = null;
+      if (Math.abs(dx) > 60) show(dx < 0 ? i + 1 : i - 1);
+    });
+    show(0);
+  }
+
+  // HTML articles: large type, set from here because the article itself runs no scripts.
+  var doc = document.getElementById("doc");
+  if (doc && doc.classList.contains("article")) {
+    var style = function () {
+      try {
+        var d = doc.contentDocument;
+        if (!d || !d.head || d.getElementById("kiosk-article-css")) return;
+        var link = d.createElement("link");
+        link.id = "kiosk-article-css"; link.rel = "stylesheet"; link.href = doc.getAttribute("data-css");
+        d.head.appendChild(link);
+        if (body.classList.contains("kiosk")) {
+          d.addEventListener("contextmenu", function (e) { e.preventDefault(); });
+        }
+        ["pointerdown", "touchstart", "scroll", "wheel"].forEach(function (ev) {
+          d.addEventListener(ev, function () { if (window.kioskPoke) window.kioskPoke(); }, { passive: true, capture: true });
+        });
+      } catch (e) { /* not reachable: shown as it is */ }
+    };
+    doc.addEventListener("load", style);
+    style();
+  }
+})();

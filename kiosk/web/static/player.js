@@ -1,0 +1,71 @@
+/* The full-screen player: big controls, seek, and it resumes where this screen left off. */
+(function () {
+  "use strict";
+  var stage = document.getElementById("stage");
+  var v = document.getElementById("player");
+  if (!stage || !v) return;
+  var key = "pos:" + stage.getAttribute("data-item") + ":" + stage.getAttribute("data-version");
+  var seek = document.getElementById("seek"), time = document.getElementById("time");
+  var toggle = document.getElementById("toggle");
+  var iPlay = toggle.querySelector(".i-play"), iPause = toggle.querySelector(".i-pause");
+  var dragging = false, playedFrom = null, played = 0;
+
+  var fmt = function (s) {
+    if (!isFinite(s)) s = 0;
+    s = Math.floor(s);
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return (h ? h + ":" + (m < 10 ? "0" : "") : "") + m + ":" + (sec < 10 ? "0" : "") + sec;
+  };
+  var render = function () {
+    var d = v.duration || 0;
+    if (!dragging && d) seek.value = Math.round((v.currentTime / d) * 1000);
+    time.textContent = fmt(v.currentTime) + " / " + fmt(d);
+    iPlay.hidden = !v.paused; iPause.hidden = v.paused;
+    toggle.setAttribute("aria-label", toggle.getAttribute(v.paused ? "data-play" : "data-pause"));
+  };
+  var save = function () {
+    try {
+      if (v.duration && v.currentTime > 3 && v.currentTime < v.duration - 3) localStorage.setItem(key, String(v.currentTime));
+      else if (v.ended) localStorage.removeItem(key);
+    } catch (e) { /* storage full or off: resuming is a nicety */ }
+  };
+  var account = function () {
+    if (playedFrom !== null) { played += (Date.now() - playedFrom) / 1000; playedFrom = null; }
+  };
+  var report = function () {
+    account();
+    if (played < 1) return;
+    var data = JSON.stringify({ item: stage.getAttribute("data-item"), seconds: Math.round(played) });
+    played = 0;
+    if (navigator.sendBeacon) navigator.sendBeacon("/api/v1/plays", new Blob([data], { type: "application/json" }));
+  };
+
+  v.addEventListener("loadedmetadata", function () {
+    var saved = 0;
+    try { saved = parseFloat(localStorage.getItem(key) || "0"); } catch (e) { saved = 0; }
+    if (saved > 0 && saved < v.duration - 3) v.currentTime = saved;
+    render();
+  });
+  v.addEventListener("timeupdate", function () {
+    render();
+    if (!v.paused && window.kioskPoke) window.kioskPoke();  // watching is not idling
+    if (Math.floor(v.currentTime) % 5 === 0) save();
+  });
+  v.addEventListener("play", function () { playedFrom = Date.now(); render(); });
+  v.addEventListener("pause", function () { account(); save(); render(); });
+  v.addEventListener("ended", function () { save(); report(); render(); });
+  window.addEventListener("pagehide", function () { save(); report(); });
+
+  var togglePlay = function () { if (v.paused) v.play().catch(function () {}); else v.pause(); };
+  toggle.addEventListener("click", togglePlay);
+  v.addEventListener("click", togglePlay);
+  document.getElementById("rew").addEventListener("click", function () { v.currentTime = Math.max(0, v.currentTime - 10); });
+  document.getElementById("fwd").addEventListener("click", function () { v.currentTime = Math.min(v.duration || 0, v.currentTime + 10); });
+  seek.addEventListener("input", function () { dragging = true; if (v.duration) time.textContent = fmt(seek.value / 1000 * v.duration) + " / " + fmt(v.duration); });
+  seek.addEventListener("change", function () { dragging = false; if (v.duration) v.currentTime = seek.value / 1000 * v.duration; });
+  document.getElementById("full").addEventListener("click", function () {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (stage.requestFullscreen) stage.requestFullscreen().catch(function () {});
+  });
+  render();
+})();
