@@ -90,7 +90,41 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Health and content summary."""
-    raise KioskError("kiosk status is not built yet")
+    import time
+
+    from kiosk.device import health, open_hardware
+    from kiosk.library import Library
+
+    cfg = _config(args)
+    hardware = open_hardware(cfg, panel=False)  # the running box holds the LED and button pins
+    try:
+        snap = health.snapshot(hardware, cfg)
+    finally:
+        hardware.close()
+    lib = Library(cfg)
+    try:
+        content = lib.summary()
+    finally:
+        lib.close()
+    if args.json:
+        _print_json({"point": {"id": cfg.point.id, "name": cfg.point.name}, "health": snap, "content": content})
+        return 0
+    words = {"ok": "正常 ok", "warning": "注意 warning", "fault": "故障 fault", "unknown": "不明 unknown"}
+    print(f"{cfg.point.name} ({cfg.point.id})")
+    print(f"状态 status: {words[snap['status']]} - {snap['message']} / {snap['message_en']}")
+    for key, title, title_en in health.SIGNALS:
+        s = snap["signals"][key]
+        value = f" [{s['value']}]" if s["value"] else ""
+        print(f"  {title} {title_en}: {words[s['level']]}{value} {s['zh']}")
+    gib = 2**30
+    last = content.get("last_ingest")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last)) if last else "-"
+    print(
+        f"内容 content: {content['items']} 个节目 items, {content['bytes'] / gib:.2f} GB, "
+        f"拒收 quarantined {content['quarantined']}, 剩余 free {content['free_bytes'] / gib:.1f} / {content['total_bytes'] / gib:.1f} GB, "
+        f"最近收到 last ingest {when}"
+    )
+    return 0
 
 
 def _package_progress() -> Callable[[int, int, str], None] | None:
@@ -175,7 +209,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_admin_set_password(args: argparse.Namespace) -> int:
     """Set the device page's password from standard input."""
-    raise KioskError("kiosk admin set-password is not built yet")
+    import getpass
+
+    from kiosk.web import auth
+
+    cfg = _config(args)
+    if sys.stdin.isatty():
+        password = getpass.getpass("新密码 new password: ")
+        if getpass.getpass("再输一次 again: ") != password:
+            raise KioskError("the two passwords differ; nothing was changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise KioskError("no password on standard input; nothing was changed")
+    auth.set_password(cfg, password)
+    print(f"密码已设置 the device page's password is set ({auth.password_path(cfg)})")
+    return 0
 
 
 def cmd_uplink_export(args: argparse.Namespace) -> int:
