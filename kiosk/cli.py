@@ -229,7 +229,36 @@ def cmd_admin_set_password(args: argparse.Namespace) -> int:
 
 def cmd_uplink_export(args: argparse.Namespace) -> int:
     """Write the heartbeat outbox to a folder (a USB disk) for the centre to import."""
-    raise KioskError("kiosk uplink export is not built yet")
+    from kiosk import uplink
+    from kiosk.device import open_hardware
+
+    cfg = _config(args)
+    library = None
+    try:
+        from kiosk.library import Library
+
+        library = Library(cfg)
+    except Exception as e:  # the reports still go out, only without the content summary
+        log.warning("event=export_without_library error=%r", e)
+    hardware = open_hardware(cfg, panel=False)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r写入报告 writing reports: {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    try:
+        summary = uplink.export_outbox(cfg, args.dir, library=library, hardware=hardware, progress=progress)
+    finally:
+        hardware.close()
+        if library is not None:
+            library.close()
+    if getattr(args, "json", False):
+        _print_json(summary)
+    else:
+        print(f"已写入 {summary['reports']} 份报告到 {summary['dir']}（新写 {summary['files_written']} 个文件，"
+              f"未变 {summary['files_unchanged']} 个）。请把 U 盘带到县中心导入。")
+        print(f"Wrote {summary['reports']} reports to {summary['dir']} ({summary['files_written']} files written, "
+              f"{summary['files_unchanged']} unchanged). Take the disk to the county centre to import.")
+    return 0
 
 
 # --- the county centre ---------------------------------------------------------
@@ -319,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     up_sub = up.add_subparsers(dest="uplink_command", metavar="ACTION", required=True)
     p = add(up_sub, "export", cmd_uplink_export, "write the outbox to a folder for the centre to import")
     p.add_argument("dir", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     cen = sub.add_parser("centre", help="the county centre")
     cen_sub = cen.add_subparsers(dest="centre_command", metavar="ACTION", required=True)

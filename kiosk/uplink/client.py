@@ -1,0 +1,253 @@
+"""The one wrapper for the box's outbound heartbeat HTTP, and the order reports are sent in.
+
+`CentreClient` signs and posts one gzip batch (requests.Session, keep-alive,
+timeouts) and corrects the box's clock offset once when the centre refuses a
+timestamp. `drain()` empties the outbox in one calm stream: the newest reports
+first (the centre learns the box is back at once), then a random pause when the
+line has just come back (a whole county reconnecting does not arrive at the same
+second), then the backlog oldest first in batches of centre.batch_size, one
+request at a time. A report leaves the outbox only when the centre's answer
+lists its sequence number; a failure (5xx, timeout, a dropped connection) ends
+the round and the next try waits with exponential backoff and jitter;
+Retry-After is honoured.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import requests
+
+from kiosk import clock, wire
+from kiosk.config import Config
+from kiosk.errors import KioskError
+from kiosk.uplink.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 30.0
+PAUSE_BETWEEN_BATCHES_S = 0.05  # one request at a time, with a breath between, is the calm stream
+SHORT_RETRY_AFTER_S = 5.0  # a Retry-After this short is waited out within the round
+MAX_RETRY_AFTER_S = 86400.0
+
+
+class UplinkError(KioskError, ConnectionError):
+    """The centre could not be reached, or the connection broke before an answer."""
+
+
+@dataclass
+class Answer:
+    """What the centre said to one batch."""
+
+    status: int
+    acked: list[int] = field(default_factory=list)
+    server_time: float | None = None
+    retry_after: float | None = None
+    error: str = ""
+    sent_bytes: int = 0
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return min(max(0.0, when - (clock.now() if now is None else now)), MAX_RETRY_AFTER_S)
+
+
+class CentreClient:
+    """Posts signed gzip batches of reports to the county centre."""
+
+    def __init__(self, cfg: Config, session: requests.Session | None = None, offset: float = 0.0) -> None:
+        self.cfg = cfg
+        base = cfg.centre.url.rstrip("/")
+        self.url = base + wire.HEARTBEATS_PATH
+        self.path = urlsplit(self.url).path  # what is signed: the path as the centre receives it
+        self.session = session or requests.Session()
+        self.offset = offset  # centre's clock minus the box's, learnt from its answers
+
+    def post(self, reports: list[dict[str, Any]]) -> Answer:
+        """Send one batch; on a refused timestamp correct the offset and sign once more."""
+        body = wire.encode_batch(reports)
+        for attempt in (1, 2):
+            ts = int(clock.now() + self.offset)
+            headers = {
+                "Authorization": wire.authorization(self.cfg.point.id, self.cfg.centre.secret, "POST", self.path, ts, body),
+                "Content-Type": wire.CONTENT_TYPE,
+                "Content-Encoding": wire.CONTENT_ENCODING,
+            }
+            try:
+                r = self.session.post(self.url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+            except requests.RequestException as e:
+                raise UplinkError(f"{type(e).__name__}: {e}") from None
+            answer = _answer(r, len(body))
+            if answer.server_time is not None:
+                self.offset = answer.server_time - clock.now()
+            if answer.status == 401 and answer.error == "clock" and attempt == 1 and answer.server_time is not None:
+                log.warning("event=uplink_clock_corrected offset_s=%.0f", self.offset)
+                continue
+            return answer
+        return answer
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
+
+
+def _answer(r: requests.Response, sent: int) -> Answer:
+    try:
+        data = r.json()
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    server_time = data.get("server_time")
+    acked = data.get("acked") if r.status_code == 200 else None
+    return Answer(
+        status=r.status_code,
+        acked=[int(s) for s in acked if isinstance(s, int) and not isinstance(s, bool)] if isinstance(acked, list) else [],
+        server_time=float(server_time) if isinstance(server_time, (int, float)) and not isinstance(server_time, bool) else None,
+        retry_after=retry_after_seconds(r.headers.get("Retry-After")),
+        error=str(data.get("error") or ("" if r.ok else f"HTTP {r.status_code}")),
+        sent_bytes=sent,
+    )
+
+
+@dataclass
+class Round:
+    """What one round of sending did."""
+
+    sent: int = 0
+    acked: int = 0
+    requests: int = 0
+    bytes: int = 0
+    stopped: str = ""  # why the round ended early: backoff, retry_after, error, budget, stop
+
+
+def backoff_s(failures: int, cfg: Config, rand: Callable[[], float] = random.random) -> float:
+    """The wait after `failures` failed rounds: exponential, capped, with full jitter."""
+    ceiling = min(float(cfg.centre.backoff_max_s), cfg.centre.heartbeat_interval_s * 2.0 ** max(0, failures - 1))
+    return ceiling * (0.5 + rand() / 2)
+
+
+def drain(
+    cfg: Config,
+    outbox: Outbox,
+    newest: list[int] | None = None,
+    *,
+    client: CentreClient | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
+    budget_s: float | None = None,
+    stop: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Round:
+    """Send the newest reports, then the backlog oldest first, until empty, failure or budget."""
+    rnd = Round()
+    now = clock.now()
+    not_before = outbox.state("next_attempt")
+    # A box clock that jumped back must not park the uplink for days: honour at most the cap.
+    if not_before and now < not_before <= now + max(cfg.centre.backoff_max_s, MAX_RETRY_AFTER_S):
+        rnd.stopped = "backoff"
+        return rnd
+    own_client = client is None
+    client = client or CentreClient(cfg, offset=float(outbox.state("centre_offset_s", 0.0) or 0.0))
+    budget_s = cfg.centre.heartbeat_interval_s * 0.8 if budget_s is None else budget_s
+    started = clock.monotonic()
+    was_down = int(outbox.state("failures", 0) or 0) > 0 or outbox.state("last_sent") is None
+    total = outbox.depth()
+    try:
+        if newest:
+            batch = outbox.get(newest)
+            if batch and not _send(cfg, outbox, client, batch, rnd, sleep, started, budget_s):
+                return rnd
+        if was_down and outbox.depth() and cfg.centre.reconnect_delay_s > 0:
+            delay = rand() * cfg.centre.reconnect_delay_s
+            log.info("event=uplink_reconnected backlog=%d wait_s=%.1f", outbox.depth(), delay)
+            sleep(delay)
+        after = 0
+        while True:
+            if stop is not None and stop.is_set():
+                rnd.stopped = "stop"
+                break
+            if clock.monotonic() - started > budget_s:
+                rnd.stopped = "budget"
+                break
+            batch = outbox.oldest(after=after, limit=cfg.centre.batch_size)
+            if not batch:
+                break
+            if not _send(cfg, outbox, client, batch, rnd, sleep, started, budget_s):
+                break
+            after = batch[-1]["seq"]
+            if progress:
+                progress(rnd.acked, total)
+            sleep(PAUSE_BETWEEN_BATCHES_S)
+    finally:
+        outbox.set_state(centre_offset_s=client.offset)
+        if own_client:
+            client.close()
+    if rnd.sent:
+        log.info("event=uplink_round sent=%d acked=%d bytes=%d left=%d stopped=%s", rnd.sent, rnd.acked, rnd.bytes, outbox.depth(), rnd.stopped or "-")
+    return rnd
+
+
+def _send(cfg: Config, outbox: Outbox, client: CentreClient, batch: list[dict[str, Any]], rnd: Round,
+          sleep: Callable[[float], None], started: float, budget_s: float) -> bool:
+    """Post one batch and act on the answer; False when the round must end."""
+    while True:
+        try:
+            answer = client.post(batch)
+        except UplinkError as e:
+            _failed(cfg, outbox, rnd, str(e))
+            return False
+        rnd.sent += len(batch)
+        rnd.bytes += answer.sent_bytes
+        if answer.status == 200:
+            sent = {r["seq"] for r in batch}
+            acked = sorted(sent.intersection(answer.acked))
+            outbox.acknowledge(acked)
+            rnd.acked += len(acked)
+            rnd.requests += sum(len(r.get("requests") or ()) for r in batch if r["seq"] in acked)
+            state: dict[str, Any] = {"last_sent": clock.now(), "failures": 0, "next_attempt": None}
+            if acked:
+                state["last_acked_seq"] = max(acked)
+                state["last_error"] = None
+            outbox.set_state(**state)
+            if not acked:
+                # Nothing stored: sending the same batch again would loop; try next round.
+                _failed(cfg, outbox, rnd, "the centre acknowledged none of the reports", count=False)
+                return False
+            return True
+        if answer.retry_after is not None and answer.status in (429, 503):
+            left = budget_s - (clock.monotonic() - started)
+            if answer.retry_after <= min(SHORT_RETRY_AFTER_S, left):
+                sleep(answer.retry_after)
+                continue
+            outbox.set_state(next_attempt=clock.now() + answer.retry_after, last_error=f"centre busy: retry after {answer.retry_after:.0f} s",
+                             last_error_at=clock.now())
+            rnd.stopped = "retry_after"
+            log.info("event=uplink_retry_after wait_s=%.0f", answer.retry_after)
+            return False
+        _failed(cfg, outbox, rnd, f"HTTP {answer.status}: {answer.error}")
+        return False
+
+
+def _failed(cfg: Config, outbox: Outbox, rnd: Round, error: str, count: bool = True) -> None:
+    failures = int(outbox.state("failures", 0) or 0) + (1 if count else 0)
+    wait = backoff_s(max(failures, 1), cfg)
+    outbox.set_state(failures=failures, last_error=error, last_error_at=clock.now(), next_attempt=clock.now() + wait)
+    rnd.stopped = "error"
+    log.warning("event=uplink_failed error=%r failures=%d next_try_s=%.0f", error, failures, wait)

@@ -1,0 +1,135 @@
+"""`kiosk uplink export DIR`: the outbox onto a USB disk, for a point without any line.
+
+The files are the wire format itself (kiosk/wire.py): one signed gzip batch per
+block of sequence numbers, so `kiosk centre import DIR` checks them exactly as
+it checks a POST and stores each (point, seq) once. Export never deletes a
+report from the outbox: a USB disk can be lost on the way. Reports leave the
+outbox only when the centre has them: acknowledged over the line, or listed in
+the signed `<point>.ack` file a centre's import may leave in DIR, which the next
+export reads. Exporting the same outbox again writes byte-identical files, and
+files on the disk only ever gain reports (see `_union`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from kiosk import clock, wire
+from kiosk.config import Config
+from kiosk.errors import KioskError
+from kiosk.uplink.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_ack(cfg: Config, folder: Path, box: Outbox) -> int:
+    """Apply the centre's signed acknowledgement file in `folder`, if any; return reports removed."""
+    path = folder / f"{cfg.point.id}{wire.ACK_SUFFIX}"
+    if not path.is_file():
+        return 0
+    try:
+        acked = wire.decode_ack_file(path.read_bytes(), cfg.point.id, cfg.centre.secret)
+    except wire.WireError as e:
+        log.warning("event=export_ack_refused path=%s error=%s", path, e)
+        return 0
+    before = box.depth()
+    box.acknowledge(acked)
+    return before - box.depth()
+
+
+def export(
+    cfg: Config,
+    folder: Path,
+    compose: Callable[[Outbox], Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write every waiting report into `folder` as signed batch files; see the module docstring.
+
+    `compose(box)` may add a fresh report first (the CLI writes a beat when the
+    last one is older than a heartbeat interval, so usage and requests travel too).
+    """
+    if not cfg.centre.secret:
+        raise KioskError("centre.secret is not set: the centre could not check the exported reports")
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        raise KioskError(f"{folder.parent} does not exist (is the USB disk mounted?)")
+    folder.mkdir(exist_ok=True)
+    written = unchanged = reports = 0
+    with Outbox.of(cfg) as box:
+        acked = read_ack(cfg, folder, box)
+        if compose is not None:
+            compose(box)
+        blocks: dict[str, list[dict[str, Any]]] = {}
+        after = 0
+        while batch := box.oldest(after=after, limit=1000):
+            for r in batch:
+                blocks.setdefault(wire.export_name(cfg.point.id, r["seq"]), []).append(r)
+            after = batch[-1]["seq"]
+        total = sum(len(v) for v in blocks.values())
+        for name, block in sorted(blocks.items()):
+            path = folder / name
+            block = _union(cfg, path, block)
+            # ts is the newest report's box time, so the same reports give the same bytes.
+            ts = int(max(float(r.get("box_time") or 0) for r in block))
+            data = wire.export_file(cfg.point.id, cfg.centre.secret, block, ts)
+            if path.is_file() and path.read_bytes() == data:
+                unchanged += 1
+            else:
+                _write_atomically(path, data)
+                written += 1
+            reports += len(block)
+            if progress:
+                progress(reports, total)
+        _sync_folder(folder)
+        summary = {"dir": str(folder), "reports": reports, "files_written": written, "files_unchanged": unchanged,
+                   "acknowledged_by_file": acked, "at": clock.now()}
+        box.set_state(last_export=summary)
+    log.info("event=uplink_exported dir=%s reports=%d written=%d unchanged=%d acked=%d", folder, reports, written, unchanged, acked)
+    return summary
+
+
+def _union(cfg: Config, path: Path, block: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The block's reports plus any an earlier export put in the same file that are gone from the outbox.
+
+    Files on the disk are never shrunk: a report no longer in the outbox was
+    acknowledged, or the outbox was lost, and only the first is safe to forget.
+    The centre stores each (point, seq) once, so a report sent twice costs nothing.
+    """
+    if not path.is_file():
+        return block
+    try:
+        header, body = wire.read_export_file(path.read_bytes())
+        point, ts, sig = wire.parse_authorization(header)
+        wire.check_signature(cfg.centre.secret, "POST", wire.HEARTBEATS_PATH, ts, body, sig)
+        earlier = wire.decode_batch(body)
+    except (OSError, wire.WireError) as e:
+        log.warning("event=export_file_replaced path=%s error=%s", path, e)
+        return block
+    merged = {r["seq"]: r for r in earlier if r.get("point_id") == cfg.point.id}
+    merged.update((r["seq"], r) for r in block)
+    return [merged[s] for s in sorted(merged)]
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some USB file systems cannot sync a folder; the files themselves were synced
+    finally:
+        os.close(fd)
