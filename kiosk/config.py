@@ -70,7 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
     # the administrator's page
     _s("admin.session_minutes", int, 30, "A device page login lasts this long without use."),
     _s("admin.max_login_attempts", int, 5, "Failed logins allowed per 15 minutes before the page waits."),
-    _s("admin.power_command", str, "sudo -n /usr/lib/kiosk/kiosk-power", "Privileged helper for restart-screens, reboot and shutdown."),
+    _s("admin.power_command", str, "/usr/lib/kiosk/kiosk-power", "Helper for restart-screens, reboot and shutdown (asks systemd, allowed by polkit, to start kiosk-power@ACTION.service)."),
     # hardware
     _s("hardware.backend", str, "auto", "auto, pi or fake."),
     _s("hardware.led_pin", int, 17, "BCM pin of the status LED."),
