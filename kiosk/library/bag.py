@@ -94,6 +94,7 @@ class Bag:
     tags: dict[str, int] = field(default_factory=dict)  # every tag file (not under data/) -> size
     warnings: list[str] = field(default_factory=list)
     fetch: list[str] = field(default_factory=list)
+    manifest_algorithms: set[str] = field(default_factory=set)
     _tar: tarfile.TarFile | None = None
     _members: dict[str, tarfile.TarInfo] = field(default_factory=dict)
     _root: str = ""
@@ -103,10 +104,7 @@ class Bag:
     @property
     def algorithms(self) -> list[str]:
         """Algorithms of the payload manifests that were read."""
-        algs: set[str] = set()
-        for digests in self.payload.values():
-            algs.update(digests)
-        return sorted(algs)
+        return sorted(self.manifest_algorithms)
 
     def has_tag(self, name: str) -> bool:
         """Whether a tag file of this name is present."""
@@ -121,8 +119,11 @@ class Bag:
             raise PackageRejected("bad_bag", f"{name} is missing")
         if self.tags[name] > limit:
             raise PackageRejected("bad_bag", f"{name} is larger than {limit} bytes")
-        with self._open(name) as f:
-            data = f.read(limit + 1)
+        try:
+            with self._open(name) as f:
+                data = f.read(limit + 1)
+        except (tarfile.TarError, OSError) as e:
+            raise PackageRejected("bad_bag", f"{name} cannot be read: {e}") from None
         if len(data) > limit:
             raise PackageRejected("bad_bag", f"{name} is larger than {limit} bytes")
         self._cache[name] = data
@@ -179,8 +180,11 @@ class Bag:
         for rel, digests in self.tag_manifest.items():
             if rel not in self.tags:
                 raise PackageRejected("bad_bag", f"{rel} is listed in a tag manifest but missing")
-            with self._open(rel) as f:
-                got = hash_stream(f, digests)
+            try:
+                with self._open(rel) as f:
+                    got = hash_stream(f, digests)
+            except (tarfile.TarError, OSError) as e:
+                raise PackageRejected("bad_bag", f"{rel} cannot be read: {e}") from None
             for alg, want in digests.items():
                 if got[alg] != want:
                     raise PackageRejected("bad_hash", f"{rel} does not match tagmanifest-{alg}.txt")
@@ -339,7 +343,10 @@ def _open_tar(path: Path) -> Bag:
     except (tarfile.TarError, OSError) as e:
         raise PackageRejected("bad_bag", f"{path.name} is not an uncompressed tar file: {e}") from None
     try:
-        members = tar.getmembers()
+        try:
+            members = tar.getmembers()
+        except (tarfile.TarError, OSError) as e:
+            raise PackageRejected("bad_bag", f"{path.name} is a damaged or truncated tar: {e}") from None
         names: dict[str, tarfile.TarInfo] = {}
         dest = "/nonexistent-extract-root"
         for m in members:
@@ -528,6 +535,7 @@ def open_bag(path: Path) -> Bag:
         listed = [set(e) for e in manifests.values()]
         if any(s != listed[0] for s in listed[1:]):
             raise PackageRejected("bad_bag", "the payload manifests do not all list the same files")
+        bag.manifest_algorithms = set(manifests)
         for alg, entries in manifests.items():
             for rel, digest in entries.items():
                 bag.payload.setdefault(rel, {})[alg] = digest
@@ -566,8 +574,11 @@ def verify_payload(bag: Bag, progress: Progress | None = None, algorithms: Itera
     only = set(algorithms) if algorithms is not None else None
     for rel in sorted(bag.payload):
         digests = {a: d for a, d in bag.payload[rel].items() if only is None or a in only}
-        with bag.open_payload(rel) as f:
-            got = hash_stream(f, digests, step)
+        try:
+            with bag.open_payload(rel) as f:
+                got = hash_stream(f, digests, step)
+        except (tarfile.TarError, OSError) as e:
+            raise PackageRejected("bad_bag", f"{rel} cannot be read to its end: {e}") from None
         for alg, want in digests.items():
             if got[alg] != want:
                 raise PackageRejected("bad_hash", f"{rel} does not match manifest-{alg}.txt")
