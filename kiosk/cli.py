@@ -266,32 +266,107 @@ def cmd_uplink_export(args: argparse.Namespace) -> int:
 
 def cmd_centre_run(args: argparse.Namespace) -> int:
     """The county centre server."""
-    raise KioskError("kiosk centre run is not built yet")
+    import signal
+
+    import waitress
+
+    from kiosk.centre.app import create_centre_app
+
+    cfg = _config(args)
+    app = create_centre_app(cfg)
+    server = waitress.create_server(app, host=cfg.centre.host, port=cfg.centre.port, threads=cfg.web.threads, ident="kiosk-centre")
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)  # unwinds waitress' loop in the main thread, so the store closes cleanly
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"kiosk centre listening on http://{cfg.centre.host}:{server.effective_port}/", flush=True)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        server.close()
+        app.extensions["centre"]["store"].close()
+    return 0
+
+
+def _centre_store(args: argparse.Namespace) -> Any:
+    from kiosk.centre.store import Store
+
+    return Store.from_config(_config(args))
 
 
 def cmd_centre_enroll(args: argparse.Namespace) -> int:
     """Enrol a point; print its id and secret."""
-    raise KioskError("kiosk centre enroll is not built yet")
+    store = _centre_store(args)
+    secret = store.enroll(args.point_id, name=args.name, township=args.township)
+    if args.json:
+        print(json.dumps({"point_id": args.point_id, "secret": secret}))
+    else:
+        print(f"point {args.point_id} enrolled; put this in its configuration as centre.secret:\n{secret}")
+    return 0
 
 
 def cmd_centre_points(args: argparse.Namespace) -> int:
     """Every point with its status."""
-    raise KioskError("kiosk centre points is not built yet")
+    from kiosk import clock
+    from kiosk.centre import stats
+
+    cfg = _config(args)
+    store = _centre_store(args)
+    points = stats.overview(store, store.rules(cfg), clock.now())
+    if args.json:
+        keys = ("id", "name", "township", "status", "last_seen", "last_seq")
+        _print_json([{k: p[k] for k in keys} for p in points])
+        return 0
+    for p in points:
+        seen = stats.local_time(p["last_seen"]) or "-"
+        print(f"{p['id']:<24} {p['status']:<8} {seen:<17} {p['township']} {p['name']}")
+    return 0
 
 
 def cmd_centre_import(args: argparse.Namespace) -> int:
     """Import heartbeat reports a box exported to a USB disk."""
-    raise KioskError("kiosk centre import is not built yet")
+    from kiosk.centre.importer import import_dir
+
+    store = _centre_store(args)
+
+    def progress(done: int, total: int, name: str) -> None:
+        print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
+
+    try:
+        result = import_dir(store, args.dir, progress)
+    except FileNotFoundError as e:
+        raise KioskError(str(e)) from None
+    print(f"imported {result['reports']} reports from {result['files']} files ({result['stored']} new)")
+    for r in result["refused"]:  # type: ignore[union-attr]
+        print(f"refused {r['file']}: {r['error']}: {r['detail']}")
+    return 1 if result["refused"] else 0
 
 
 def cmd_centre_simulate(args: argparse.Namespace) -> int:
     """Send realistic traffic from simulated points to a centre."""
-    raise KioskError("kiosk centre simulate is not built yet")
+    from kiosk.centre import simulate
+
+    cfg = _config(args)
+    url = args.url or f"http://127.0.0.1:{cfg.centre.port}"
+    store = _centre_store(args)
+    simulate.wait_until_up(url)
+    totals = simulate.run(
+        store, url, args.points, days=args.days, rounds=args.rounds, interval_s=args.interval,
+        step_s=cfg.centre.heartbeat_interval_s, say=lambda line: print(line, flush=True),
+    )
+    print(f"done: {totals['sent']} reports sent, {totals['acked']} acknowledged, {totals['rounds']} rounds")
+    return 0
 
 
 def cmd_centre_add_user(args: argparse.Namespace) -> int:
     """Add or update a centre staff login (password from standard input)."""
-    raise KioskError("kiosk centre add-user is not built yet")
+    password = sys.stdin.readline().rstrip("\n")
+    _centre_store(args).set_user(args.username, password)
+    print(f"login {args.username} saved")
+    return 0
 
 
 # --- argument parsing ----------------------------------------------------------
@@ -367,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="", help="centre URL (default: from the configuration)")
     p.add_argument("--days", type=float, default=0, help="backfill this many days of history first")
     p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until stopped)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between live rounds (default 5)")
     p = add(cen_sub, "add-user", cmd_centre_add_user, "add a staff login; the password is read from standard input")
     p.add_argument("username")
     return parser

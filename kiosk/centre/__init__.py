@@ -1,0 +1,1 @@
+"""The county centre: receives points' reports, shows which are offline, publishes packages."""

@@ -1,0 +1,80 @@
+"""The centre's JSON API: heartbeats from points, the points list, the package index."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from kiosk import clock, wire
+from kiosk.centre import ingest, stats
+from kiosk.centre.auth import staff_or_token
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+metrics_bp = Blueprint("metrics", __name__)
+
+
+def _centre() -> dict[str, Any]:
+    return current_app.extensions["centre"]
+
+
+@bp.post("/heartbeats")
+def heartbeats() -> Any:
+    """A point's signed batch of reports; acknowledged by sequence number."""
+    c = _centre()
+    if (request.content_length or 0) > wire.MAX_BODY_BYTES:
+        # Refused before reading, so an oversized body costs nothing.
+        c["metrics"].refused.labels("too_large").inc()
+        return jsonify(error="too_large", detail=f"body over {wire.MAX_BODY_BYTES} bytes", server_time=int(clock.now())), 413
+    body = request.stream.read(wire.MAX_BODY_BYTES + 1)
+    answer = ingest.receive(c["store"], request.headers.get("Authorization"), body, method=request.method, path=request.path)
+    if answer.ok:
+        c["metrics"].reports.labels("stored").inc(answer.stored)
+        c["metrics"].reports.labels("duplicate").inc(len(answer.body["acked"]) - answer.stored)
+    else:
+        c["metrics"].refused.labels(answer.body["error"]).inc()
+    return jsonify(answer.body), answer.status
+
+
+@bp.get("/points")
+@staff_or_token
+def points() -> Any:
+    """Every point: id, name, township, status, last_seen (centre time, unix seconds)."""
+    c = _centre()
+    now = clock.now()
+    rows = stats.overview(c["store"], c["store"].rules(c["config"]), now)
+    keys = ("id", "name", "township", "status", "last_seen", "alert", "last_seq", "software")
+    return jsonify([{k: p[k] for k in keys} for p in rows])
+
+
+@bp.get("/packages/index.json")
+def package_index() -> Any:
+    """The signed index of published packages, for telecom-mode points."""
+    data, _sig = _centre()["publisher"].index()
+    return Response(data, mimetype="application/json")
+
+
+@bp.get("/packages/index.json.sig")
+def package_index_sig() -> Any:
+    """Base64 Ed25519 signature over the exact bytes of index.json."""
+    _data, sig = _centre()["publisher"].index()
+    return Response(sig, mimetype="text/plain")
+
+
+@bp.get("/packages/<name>")
+def package_file(name: str) -> Any:
+    """A published package's .tar, with HTTP Range."""
+    path = _centre()["publisher"].file(name)
+    if path is None:
+        abort(404, description=f"no package {name}")
+    return send_file(path, mimetype="application/x-tar", conditional=True, etag=True, max_age=0)
+
+
+@metrics_bp.get("/metrics")
+def metrics() -> Any:
+    """Prometheus text format."""
+    return Response(generate_latest(_centre()["metrics"].registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,111 @@
+"""The county centre's Flask app: dashboard at /, JSON API at /api/v1, /metrics."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from kiosk import clock
+from kiosk import config as config_mod
+from kiosk.centre import api, auth, stats, status, views
+from kiosk.centre.metrics import Metrics
+from kiosk.centre.publish import Publisher
+from kiosk.centre.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None = None) -> Flask:
+    """Build the centre app; records the centre's start time (alerts wait one offline period)."""
+    cfg = cfg or config_mod.load()
+    store = store or Store.from_config(cfg)
+    store.mark_started()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(cfg),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=None,  # the heartbeat endpoint checks its own limit and answers in JSON
+    )
+
+    def summary() -> tuple[dict[str, int], int]:
+        points = stats.overview(store, store.rules(cfg), clock.now())
+        return stats.count_by_status(points), sum(1 for p in points if p["alert"])
+
+    app.extensions["centre"] = {
+        "config": cfg,
+        "store": store,
+        "metrics": Metrics(summary),
+        "publisher": Publisher(cfg, store),
+    }
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(api.metrics_bp)
+    app.before_request(auth.check_csrf)
+    app.jinja_env.globals.update(
+        csrf_token=auth.csrf_token, staff=auth.staff, COLOURS=status.COLOURS,
+        LABELS_ZH=status.LABELS_ZH, LABELS_EN=status.LABELS_EN,
+    )
+    app.jinja_env.filters["dt"] = stats.local_time
+    app.jinja_env.filters["ago"] = _ago
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.t0 = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Any) -> Any:
+        if "t0" in g:
+            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            app.extensions["centre"]["metrics"].latency.labels(endpoint).observe(time.perf_counter() - g.t0)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _api_errors_as_json(e: HTTPException) -> Any:
+        # Blueprint handlers miss routing 404s, so the API's JSON errors live here.
+        if request.path.startswith("/api/"):
+            return jsonify(error=e.name, detail=e.description, server_time=int(clock.now())), e.code
+        return e
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return {"ok": True}
+
+    return app
+
+
+def _secret_key(cfg: config_mod.Config) -> str:
+    """web.secret_key, else one made once and kept in the data folder."""
+    if cfg.web.secret_key:
+        return cfg.web.secret_key
+    path = Path(cfg.data_dir) / "centre-secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def _ago(seconds: float | None) -> str:
+    """A duration in plain Chinese: 5 分钟, 3 小时, 2 天."""
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"{int(seconds)} 秒"
+    if seconds < 5400:
+        return f"{int(seconds // 60)} 分钟"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} 小时"
+    return f"{seconds / 86400:.0f} 天"

@@ -1,0 +1,249 @@
+"""The centre's database connection: SQLite (WAL) or PostgreSQL (psycopg 3), one dialect seam.
+
+Hand-written rather than SQLAlchemy because the centre needs only a handful of
+portable statements (INSERT ... ON CONFLICT DO NOTHING RETURNING works in both
+SQLite >= 3.35 and PostgreSQL), and the ingest path is hot: a thin DB-API layer
+keeps it at thousands of reports a second. The differences live here alone:
+placeholders (`?` vs `%s`), the autoincrement column type and connection setup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS points (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    township TEXT NOT NULL DEFAULT '',
+    secret TEXT NOT NULL,
+    enrolled_at DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION,
+    last_seq BIGINT,
+    last_box_time DOUBLE PRECISION,
+    last_health TEXT,
+    last_content TEXT,
+    software TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS reports (
+    point TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    box_time DOUBLE PRECISION,
+    at DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    event TEXT,
+    boot_id TEXT,
+    temp_c DOUBLE PRECISION,
+    disk_percent DOUBLE PRECISION,
+    memory_percent DOUBLE PRECISION,
+    load1 DOUBLE PRECISION,
+    health TEXT,
+    content TEXT,
+    usage TEXT,
+    PRIMARY KEY (point, seq)
+);
+CREATE INDEX IF NOT EXISTS reports_point_at ON reports (point, at);
+CREATE INDEX IF NOT EXISTS reports_received ON reports (received_at);
+CREATE TABLE IF NOT EXISTS plays (
+    point TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    category TEXT NOT NULL,
+    month TEXT NOT NULL,
+    opens INTEGER NOT NULL,
+    plays INTEGER NOT NULL,
+    PRIMARY KEY (point, seq, category)
+);
+CREATE INDEX IF NOT EXISTS plays_month ON plays (month);
+CREATE TABLE IF NOT EXISTS requests (
+    point TEXT NOT NULL,
+    rid TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    month TEXT NOT NULL,
+    topic TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (point, rid)
+);
+CREATE INDEX IF NOT EXISTS requests_month ON requests (month);
+CREATE TABLE IF NOT EXISTS users (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    last_used DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS packages (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    size BIGINT NOT NULL,
+    tagmanifest_sha256 TEXT NOT NULL,
+    file TEXT NOT NULL,
+    withdraws TEXT NOT NULL DEFAULT '',
+    published_at DOUBLE PRECISION NOT NULL,
+    published_by TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (id, version)
+);
+"""
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Database:
+    """One connection per thread to SQLite or PostgreSQL, with `?` placeholders everywhere."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_pg = url.startswith(("postgresql://", "postgres://"))
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        self.schema = ""
+        if self.is_pg:
+            self._pg_url, self.schema = _split_schema(url)
+        else:
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as cur:
+            if self.schema:
+                cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                cur.execute(f'SET search_path TO "{self.schema}"')
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+
+    # --- connections --------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self.is_pg:
+            import psycopg  # only the PostgreSQL backend needs it
+
+            conn = psycopg.connect(self._pg_url, autocommit=True)
+            if self.schema:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                conn.execute(f'SET search_path TO "{self.schema}"')
+        else:
+            # autocommit mode; transactions are opened explicitly with BEGIN IMMEDIATE so
+            # concurrent writers queue on the busy timeout instead of failing to upgrade a lock.
+            conn = sqlite3.connect(self.url, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or (self.is_pg and conn.closed):
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._local = threading.local()
+
+    # --- statements -----------------------------------------------------------------
+    def sql(self, statement: str) -> str:
+        """The statement in this backend's placeholder style."""
+        return statement.replace("?", "%s") if self.is_pg else statement
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Cursor"]:
+        """A write transaction; committed when the block ends, rolled back on error."""
+        conn = self._conn()
+        if self.is_pg:
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    yield Cursor(self, cur)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Cursor(self, conn.cursor())
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only statement."""
+        conn = self._conn()
+        if self.is_pg:
+            with conn.cursor() as cur:
+                cur.execute(self.sql(statement), params)
+                return cur.fetchall()
+        return conn.execute(statement, params).fetchall()
+
+    def one(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a read-only statement, or None."""
+        rows = self.query(statement, params)
+        return rows[0] if rows else None
+
+
+class Cursor:
+    """A cursor inside a transaction that speaks `?` placeholders on both backends."""
+
+    def __init__(self, db: Database, cur: Any) -> None:
+        self.db = db
+        self.cur = cur
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> "Cursor":
+        """Run one statement."""
+        self.cur.execute(self.db.sql(statement), params)
+        return self
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for many rows."""
+        if rows:
+            self.cur.executemany(self.db.sql(statement), rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Rows of the last statement."""
+        return self.cur.fetchall()
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The next row of the last statement."""
+        return self.cur.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cur.rowcount
+
+
+def _split_schema(url: str) -> tuple[str, str]:
+    """Take our own `schema=` query parameter off a PostgreSQL URL (libpq does not know it)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = ""
+    rest = []
+    for key, value in query:
+        if key == "schema":
+            schema = value
+        else:
+            rest.append((key, value))
+    if schema and not _SCHEMA_NAME.match(schema):
+        from kiosk.errors import ConfigError
+
+        raise ConfigError(f"centre.db: schema {schema!r} must be lower-case letters, digits and _")
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema

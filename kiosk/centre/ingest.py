@@ -1,0 +1,80 @@
+"""Receiving a signed batch of reports: check who sent it, when, and what, then store it once.
+
+Every check happens before anything is written, so a refused request changes nothing.
+The HTTP endpoint and the USB import both come through `receive`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk import clock, wire
+from kiosk.centre.store import Store
+
+log = logging.getLogger(__name__)
+
+HEARTBEATS_PATH = "/api/v1/heartbeats"
+
+
+@dataclass
+class Answer:
+    """What to answer the box: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+    stored: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+def refuse(status: int, error: str, detail: str, now: float) -> Answer:
+    """A refusal with a machine-readable code, a plain sentence and the centre's time."""
+    return Answer(status, {"error": error, "detail": detail, "server_time": int(now)})
+
+
+def receive(
+    store: Store,
+    authorization: str | None,
+    body: bytes,
+    *,
+    method: str = "POST",
+    path: str = HEARTBEATS_PATH,
+    check_clock: bool = True,
+) -> Answer:
+    """Check and store one signed batch; nothing is stored unless every check passes."""
+    now = clock.now()
+    try:
+        point_id, ts, sig = wire.parse_authorization(authorization)
+    except wire.WireError as e:
+        return refuse(401, "auth", str(e), now)
+    if len(body) > wire.MAX_BODY_BYTES:
+        return refuse(413, "too_large", f"body over {wire.MAX_BODY_BYTES} bytes", now)
+    secret = store.secret(point_id)
+    if secret is None:
+        log.warning("heartbeat refused point=%s reason=unknown_point", point_id)
+        return refuse(401, "unknown_point", f"point {point_id} is not enrolled here", now)
+    try:
+        wire.check_signature(secret, method, path, ts, body, sig)
+    except wire.WireError as e:
+        log.warning("heartbeat refused point=%s reason=signature", point_id)
+        return refuse(401, "signature", str(e), now)
+    if check_clock and abs(ts - now) > wire.MAX_SKEW_S:
+        # Also what stops an old captured request from being replayed later.
+        log.info("heartbeat refused point=%s reason=clock skew_s=%d", point_id, ts - now)
+        return refuse(401, "clock", f"timestamp {ts} is more than {wire.MAX_SKEW_S} s from the centre's clock", now)
+    try:
+        reports = wire.decode_batch(body)
+    except wire.WireError as e:
+        code = "too_large" if e.status == 413 else "not_gzip" if "gzip" in str(e) else "bad_json" if "JSON" in str(e) else "bad_report"
+        log.warning("heartbeat refused point=%s reason=%s", point_id, code)
+        return refuse(e.status, code, str(e), now)
+    for r in reports:
+        if r["point_id"] != point_id:
+            return refuse(400, "bad_report", f"a report for {r['point_id']} was signed by {point_id}", now)
+    acked, stored = store.ingest(point_id, reports)
+    log.debug("heartbeats stored point=%s received=%d new=%d", point_id, len(reports), stored)
+    return Answer(200, {"acked": acked, "server_time": int(now), "stored": stored}, stored)

@@ -1,0 +1,108 @@
+"""What the dashboard and the work report show: points with status, usage, villagers' requests."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter
+from typing import Any, Iterable
+
+from kiosk.centre.status import Rules
+from kiosk.centre.store import Store, month_of
+
+
+def overview(store: Store, rules: Rules, now: float) -> list[dict[str, Any]]:
+    """Every point with its derived status, alert flag and how long it has been quiet."""
+    out = []
+    for p in store.points():
+        status = rules.status(p["last_seen"], now)
+        p["status"] = status
+        p["alert"] = rules.alert(p["last_seen"], now)
+        p["quiet_s"] = None if p["last_seen"] is None else max(0.0, now - p["last_seen"])
+        # "Offline since": the last moment the centre heard from it.
+        p["offline_since"] = p["last_seen"] if status == "offline" else None
+        out.append(p)
+    return out
+
+
+def count_by_status(points: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """How many points are in each status (every status present, zero included)."""
+    counts = Counter(p["status"] for p in points)
+    return {s: counts.get(s, 0) for s in ("online", "late", "offline", "never")}
+
+
+def by_township(points: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Points grouped by township, townships in name order, offline ones first within each."""
+    order = {"offline": 0, "late": 1, "never": 2, "online": 3}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        groups.setdefault(p["township"] or "（未分乡镇）", []).append(p)
+    return [(t, sorted(ps, key=lambda p: (order[p["status"]], p["id"]))) for t, ps in sorted(groups.items())]
+
+
+def month_range(months: int, now: float) -> tuple[str, str]:
+    """(first, last) month of the `months` months up to now."""
+    t = time.localtime(now)
+    y, m = t.tm_year, t.tm_mon
+    total = y * 12 + (m - 1) - (months - 1)
+    return f"{total // 12:04d}-{total % 12 + 1:02d}", month_of(now)
+
+
+def usage(store: Store, by: str, first: str, last: str) -> list[dict[str, Any]]:
+    """Plays summed by township or by topic (category), and month, between two months."""
+    key = {"township": "p.township", "category": "pl.category"}.get(by)
+    if key is None:
+        raise ValueError("usage is by township or by category")
+    rows = store.db.query(
+        f"SELECT {key}, pl.month, SUM(pl.opens), SUM(pl.plays) FROM plays pl JOIN points p ON p.id = pl.point "
+        f"WHERE pl.month >= ? AND pl.month <= ? GROUP BY {key}, pl.month ORDER BY {key}, pl.month",
+        (first, last),
+    )
+    return [{by: r[0] or "", "month": r[1], "opens": int(r[2]), "plays": int(r[3])} for r in rows]
+
+
+def pivot(rows: list[dict[str, Any]], by: str, measure: str = "opens") -> tuple[list[str], list[tuple[str, list[int], int]]]:
+    """(months, [(name, `measure` per month, total)]) for a table with months as columns."""
+    months = sorted({r["month"] for r in rows})
+    table: dict[str, dict[str, int]] = {}
+    for r in rows:
+        table.setdefault(r[by], {})[r["month"]] = r[measure]
+    lines = [(name, [cells.get(m, 0) for m in months], sum(cells.values())) for name, cells in sorted(table.items())]
+    return months, lines
+
+
+def requests(store: Store, first: str, last: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Villagers' requests between two months, newest first."""
+    rows = store.db.query(
+        "SELECT r.at, r.point, p.name, p.township, r.topic, r.text FROM requests r JOIN points p ON p.id = r.point "
+        "WHERE r.month >= ? AND r.month <= ? ORDER BY r.at DESC LIMIT ?",
+        (first, last, limit),
+    )
+    keys = ("at", "point", "name", "township", "topic", "text")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def request_topics(store: Store, first: str, last: str) -> list[tuple[str, int]]:
+    """How often each topic was asked for, most asked first."""
+    rows = store.db.query(
+        "SELECT topic, COUNT(*) FROM requests WHERE month >= ? AND month <= ? GROUP BY topic ORDER BY COUNT(*) DESC",
+        (first, last),
+    )
+    return [(r[0] or "", int(r[1])) for r in rows]
+
+
+def to_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    """CSV text with a byte-order mark so spreadsheet programs read the Chinese right."""
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+def local_time(t: float | None) -> str:
+    """A moment as local date and time, or an empty string."""
+    return "" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))

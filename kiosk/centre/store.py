@@ -1,0 +1,365 @@
+"""The centre's store: points, reports, villagers' requests, staff logins and API tokens.
+
+One API over SQLite (the default, WAL) and PostgreSQL (`centre.db = postgresql://...`).
+Reports are stored once per (point, seq): ingestion is a batched
+INSERT ... ON CONFLICT DO NOTHING, so a replayed or re-sent batch stores nothing new.
+
+Each point's enrolment secret is stored as it is, not hashed: the HMAC that proves a
+report needs the secret itself on both ends. Guard the database like a key file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any, Iterable
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from kiosk import clock
+from kiosk.centre.db import Database
+from kiosk.centre.status import Rules
+from kiosk.config import Config
+from kiosk.errors import KioskError, NotFound
+from kiosk.wire import MAX_SKEW_S
+
+log = logging.getLogger(__name__)
+
+POINT_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
+_REPORT_COLS = (
+    "point, seq, received_at, box_time, at, kind, event, boot_id, "
+    "temp_c, disk_percent, memory_percent, load1, health, content, usage"
+)
+_CHUNK = 400  # rows per multi-row INSERT: 15 x 400 parameters stays far below SQLite's limit
+
+
+class Store:
+    """The centre's data; safe to share between threads (one connection per thread)."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "Store":
+        """Open the store `centre.db` names (a SQLite path or a postgresql:// URL)."""
+        return cls(str(cfg.path("centre.db")))
+
+    def close(self) -> None:
+        """Close its connections."""
+        self.db.close()
+
+    # --- meta: the centre's own start time ----------------------------------------------
+    def get_meta(self, key: str, default: str = "") -> str:
+        """A value from the meta table."""
+        row = self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value in the meta table."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def mark_started(self) -> float:
+        """Record that the centre server started now (alerts wait one offline period)."""
+        now = clock.now()
+        self.set_meta("started_at", repr(now))
+        log.info("centre started at=%.0f", now)
+        return now
+
+    def rules(self, cfg: Config) -> Rules:
+        """The status rules of this configuration and the recorded start time."""
+        started = float(self.get_meta("started_at", "0") or 0)
+        return Rules(cfg.centre.heartbeat_interval_s, cfg.centre.offline_after_s, started)
+
+    # --- points -------------------------------------------------------------------------
+    def enroll(self, point_id: str, name: str = "", township: str = "") -> str:
+        """Enrol a point (or give an enrolled one a new secret); return the secret."""
+        if not POINT_ID.match(point_id):
+            raise KioskError(f"point id {point_id!r} must be 1 to 64 of a-z 0-9 . _ -")
+        secret = secrets.token_hex(32)
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO points (id, name, township, secret, enrolled_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET secret = excluded.secret, "
+                "name = CASE WHEN excluded.name = '' THEN points.name ELSE excluded.name END, "
+                "township = CASE WHEN excluded.township = '' THEN points.township ELSE excluded.township END",
+                (point_id, name, township, secret, clock.now()),
+            )
+        log.info("point enrolled point=%s township=%s", point_id, township)
+        return secret
+
+    def secret(self, point_id: str) -> str | None:
+        """A point's enrolment secret, or None for an unknown point."""
+        row = self.db.one("SELECT secret FROM points WHERE id = ?", (point_id,))
+        return row[0] if row else None
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point with its facts (status is derived by the caller from last_seen)."""
+        rows = self.db.query(
+            "SELECT id, name, township, enrolled_at, last_seen, last_seq, last_box_time, "
+            "last_health, last_content, software FROM points ORDER BY township, id"
+        )
+        return [_point(r) for r in rows]
+
+    def point(self, point_id: str) -> dict[str, Any]:
+        """One point's facts, or NotFound."""
+        row = self.db.one(
+            "SELECT id, name, township, enrolled_at, last_seen, last_seq, last_box_time, "
+            "last_health, last_content, software FROM points WHERE id = ?",
+            (point_id,),
+        )
+        if row is None:
+            raise NotFound(f"no point {point_id}")
+        return _point(row)
+
+    # --- reports ------------------------------------------------------------------------
+    def ingest(self, point_id: str, reports: list[dict[str, Any]], received_at: float | None = None) -> tuple[list[int], int]:
+        """Store a batch of one point's reports once each; return (acked seqs, newly stored)."""
+        received_at = clock.now() if received_at is None else received_at
+        by_seq: dict[int, dict[str, Any]] = {}
+        for r in reports:
+            by_seq.setdefault(r["seq"], r)  # a seq twice in one batch is stored once
+        rows = [_report_row(point_id, r, received_at) for r in by_seq.values()]
+        new: list[int] = []
+        with self.db.transaction() as cur:
+            for i in range(0, len(rows), _CHUNK):
+                chunk = rows[i : i + _CHUNK]
+                values = ",".join(["(" + ",".join("?" * 15) + ")"] * len(chunk))
+                cur.execute(
+                    f"INSERT INTO reports ({_REPORT_COLS}) VALUES {values} "
+                    "ON CONFLICT (point, seq) DO NOTHING RETURNING seq",
+                    [v for row in chunk for v in row],
+                )
+                new.extend(int(r[0]) for r in cur.fetchall())
+            if new:
+                plays, asks = _facts(point_id, [(by_seq[s], rows_at) for s, rows_at in _at_by_seq(rows, new)])
+                cur.executemany(
+                    "INSERT INTO plays (point, seq, category, month, opens, plays) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (point, seq, category) DO NOTHING",
+                    plays,
+                )
+                cur.executemany(
+                    "INSERT INTO requests (point, rid, seq, at, month, topic, text) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (point, rid) DO NOTHING",
+                    asks,
+                )
+                newest = by_seq[max(new)]
+                cur.execute(
+                    "UPDATE points SET last_seen = ?, "
+                    "last_seq = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_seq END, "
+                    "last_box_time = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_box_time END, "
+                    "last_health = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_health END, "
+                    "last_content = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_content END, "
+                    "software = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE software END "
+                    "WHERE id = ?",
+                    (
+                        received_at,
+                        max(new), max(new),
+                        max(new), _num(_box_time(newest)),
+                        max(new), _json(newest.get("health")),
+                        max(new), _json(newest.get("content")),
+                        max(new), str(newest.get("software") or newest.get("version") or ""),
+                        point_id,
+                    ),
+                )
+        return sorted(by_seq), len(new)
+
+    def reports(self, point_id: str, since: float, limit: int = 20000) -> list[dict[str, Any]]:
+        """A point's reports described at or after `since`, oldest first."""
+        rows = self.db.query(
+            "SELECT seq, received_at, at, kind, event, temp_c, disk_percent, memory_percent, load1 "
+            "FROM reports WHERE point = ? AND at >= ? ORDER BY at LIMIT ?",
+            (point_id, since, limit),
+        )
+        keys = ("seq", "received_at", "at", "kind", "event", "temp_c", "disk_percent", "memory_percent", "load1")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def events(self, point_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """A point's latest events (boot, under-voltage, ...), newest first."""
+        rows = self.db.query(
+            "SELECT seq, at, event FROM reports WHERE point = ? AND kind = 'event' ORDER BY at DESC LIMIT ?",
+            (point_id, limit),
+        )
+        return [{"seq": r[0], "at": r[1], "event": r[2]} for r in rows]
+
+    def report_count(self) -> int:
+        """How many reports are stored."""
+        row = self.db.one("SELECT COUNT(*) FROM reports")
+        return int(row[0]) if row else 0
+
+    def seqs(self, point_id: str) -> list[int]:
+        """Every stored sequence number of a point, in order (for checks and tests)."""
+        return [int(r[0]) for r in self.db.query("SELECT seq FROM reports WHERE point = ? ORDER BY seq", (point_id,))]
+
+    # --- staff and tokens -----------------------------------------------------------------
+    def set_user(self, username: str, password: str) -> None:
+        """Add a staff login or change its password (stored hashed)."""
+        if not username or len(password) < 8:
+            raise KioskError("a login needs a user name and a password of at least 8 characters")
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
+                (username, generate_password_hash(password), clock.now()),
+            )
+
+    def check_user(self, username: str, password: str) -> bool:
+        """True when the login is right."""
+        row = self.db.one("SELECT password_hash FROM users WHERE username = ?", (username,))
+        return bool(row) and check_password_hash(row[0], password)
+
+    def new_token(self, name: str) -> str:
+        """Make an API token (only its hash is kept); return the token, shown once."""
+        token = secrets.token_urlsafe(32)
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO api_tokens (token_sha256, name, created_at) VALUES (?, ?, ?)",
+                (hashlib.sha256(token.encode()).hexdigest(), name or "token", clock.now()),
+            )
+        return token
+
+    def check_token(self, token: str) -> bool:
+        """True for a live API token."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        return self.db.one("SELECT 1 FROM api_tokens WHERE token_sha256 = ?", (digest,)) is not None
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """The API tokens (names and digests' first characters, never the tokens)."""
+        rows = self.db.query("SELECT token_sha256, name, created_at FROM api_tokens ORDER BY created_at")
+        return [{"id": r[0][:12], "name": r[1], "created_at": r[2]} for r in rows]
+
+    def revoke_token(self, token_id: str) -> None:
+        """Remove an API token by the start of its digest."""
+        if len(token_id) < 12:
+            raise NotFound("no such token")
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM api_tokens WHERE token_sha256 LIKE ?", (token_id + "%",))
+
+
+# --- turning reports into rows ------------------------------------------------------------
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _first(d: Any, *keys: str) -> Any:
+    if not isinstance(d, dict):
+        return None
+    for k in keys:
+        if d.get(k) is not None:
+            return d[k]
+    return None
+
+
+def _box_time(r: dict[str, Any]) -> Any:
+    return _first(r, "box_time", "time", "ts")
+
+
+def _at(r: dict[str, Any], received_at: float) -> float:
+    """When the report describes: the box's clock if synchronised and plausible, else receipt."""
+    box = _num(_box_time(r))
+    synced = _first(r, "clock_synced", "synced")
+    if box is not None and synced is not False and received_at - 400 * 86400 < box <= received_at + MAX_SKEW_S:
+        return box
+    return received_at
+
+
+def _report_row(point_id: str, r: dict[str, Any], received_at: float) -> tuple[Any, ...]:
+    health = r.get("health") or {}
+    return (
+        point_id,
+        r["seq"],
+        received_at,
+        _num(_box_time(r)),
+        _at(r, received_at),
+        r["kind"],
+        str(_first(r, "event", "event_type", "type") or "") or None if r["kind"] == "event" else None,
+        str(r.get("boot_id") or "") or None,
+        _num(_first(health, "temp_c", "cpu_temp_c", "temperature_c", "temperature")),
+        _num(_first(health, "disk_percent", "disk_used_percent", "disk_use_percent")),
+        _num(_first(health, "memory_percent", "mem_percent", "memory_used_percent")),
+        _num(_first(health, "load1", "load_1", "load")),
+        _json(r.get("health")),
+        _json(r.get("content")),
+        _json(r.get("usage")),
+    )
+
+
+def _at_by_seq(rows: list[tuple[Any, ...]], new: Iterable[int]) -> list[tuple[int, float]]:
+    wanted = set(new)
+    return [(row[1], row[4]) for row in rows if row[1] in wanted]
+
+
+def month_of(t: float) -> str:
+    """The month (YYYY-MM, the centre's local time) a moment falls in."""
+    return time.strftime("%Y-%m", time.localtime(t))
+
+
+def _facts(point_id: str, reports: list[tuple[dict[str, Any], float]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Play counts by category and villagers' requests carried by new reports."""
+    plays_rows: list[tuple[Any, ...]] = []
+    asks: list[tuple[Any, ...]] = []
+    for r, at in reports:
+        month = month_of(at)
+        usage = r.get("usage") or {}
+        by_cat = _first(usage, "by_category")
+        if isinstance(by_cat, dict):
+            for category, c in by_cat.items():
+                opens, plays = _count(c, "opens"), _count(c, "plays")
+                if opens or plays:
+                    plays_rows.append((point_id, r["seq"], str(category)[:64], month, opens, plays))
+        elif isinstance(usage, dict) and (_count(usage, "opens") or _count(usage, "plays")):
+            # the box dropped the per-category split to keep the report small: keep the totals
+            plays_rows.append((point_id, r["seq"], "", month, _count(usage, "opens"), _count(usage, "plays")))
+        requests = r.get("requests")
+        if requests is None:
+            requests = usage.get("requests") if isinstance(usage, dict) else None
+        for n, ask in enumerate(requests if isinstance(requests, list) else []):
+            if isinstance(ask, str):
+                ask = {"text": ask}
+            if not isinstance(ask, dict):
+                continue
+            ask_at = _num(_first(ask, "at", "time", "ts"))
+            ask_at = ask_at if ask_at is not None and abs(ask_at - at) < 400 * 86400 else at
+            topic = str(_first(ask, "topic", "category") or "")[:64]
+            text = str(_first(ask, "text", "title", "query") or "")[:500]
+            # The box's own request id keeps a request re-carried in a later report from counting twice.
+            rid = f"id:{ask['id']}" if ask.get("id") is not None else f"seq:{r['seq']}:{n}"
+            asks.append((point_id, rid, r["seq"], ask_at, month_of(ask_at), topic, text))
+    return plays_rows, asks
+
+
+def _count(d: Any, key: str) -> int:
+    v = d.get(key) if isinstance(d, dict) else None
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0
+
+
+def _point(row: tuple[Any, ...]) -> dict[str, Any]:
+    health = json.loads(row[7]) if row[7] else None
+    content = json.loads(row[8]) if row[8] else None
+    return {
+        "id": row[0],
+        "name": row[1],
+        "township": row[2],
+        "enrolled_at": row[3],
+        "last_seen": row[4],
+        "last_seq": row[5],
+        "last_box_time": row[6],
+        "health": health,
+        "content": content,
+        "software": row[9],
+    }

@@ -1,0 +1,76 @@
+"""Fixtures and helpers for the centre's tests: the store on SQLite and on PostgreSQL, signed posts."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from kiosk import config as config_mod
+from kiosk import wire
+
+PG_URL = os.environ.get("KIOSK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_reachable() -> str:
+    """An empty string when PostgreSQL answers, else why not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return ""
+    except Exception as e:  # any failure means: skip, and say why
+        return f"PostgreSQL at {PG_URL} is unreachable: {e}"
+
+
+def drop_schema(schema: str) -> None:
+    """Remove a test's PostgreSQL schema and everything in it."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The centre's database: a SQLite file, or a schema of its own on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "centre.sqlite")
+        return
+    why = pg_reachable()
+    if why:
+        pytest.skip(why)
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"{PG_URL}?schema={schema}"
+    drop_schema(schema)
+
+
+def centre_config(cfg_path: Path, db_url: str, **env: str) -> config_mod.Config:
+    """The test configuration with the centre's database and any other overrides."""
+    return config_mod.load(cfg_path, env={"KIOSK_CENTRE_DB": db_url, **env})
+
+
+def report(point_id: str, seq: int, **extra: Any) -> dict[str, Any]:
+    """A report as a box writes it (kiosk/wire.py)."""
+    r: dict[str, Any] = {
+        "v": 1, "kind": "beat", "point_id": point_id, "seq": seq, "box_time": 1_700_000_000.0 + seq,
+        "clock_synced": False, "boot_id": "b1", "software": "0.1.0",
+        "health": {"temp_c": 50.0 + seq % 5, "disk_percent": 40.0, "memory_percent": 30.0, "load1": 0.2},
+        "content": {"items": 10, "bytes": 1000},
+        "usage": {"opens": 2, "plays": 1, "by_category": {"agriculture": {"opens": 2, "plays": 1, "seconds": 30.0}}},
+    }
+    r.update(extra)
+    return r
+
+
+def signed(point_id: str, secret: str, body: bytes, ts: int) -> dict[str, str]:
+    """Headers of a heartbeat POST signed as the box signs it."""
+    return {
+        "Authorization": wire.authorization(point_id, secret, "POST", wire.HEARTBEATS_PATH, ts, body),
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
