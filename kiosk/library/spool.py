@@ -174,20 +174,12 @@ def _take(cfg: Config, library: Any, state: dict[str, Any], claimed: Path, name:
 
 def _abandon(cfg: Config, library: Any, state: dict[str, Any], path: Path, name: str, code: str, detail: str) -> Outcome:
     """Move an entry that will never be taken into quarantine, with its reason."""
-    from kiosk.library.quarantine import Quarantine
-
-    where = Quarantine(quarantine_dir(cfg, library), cfg.storage.quarantine_keep_days).add(path, "spool", code, detail, move=True)
-    if path.exists() or path.is_symlink():  # quarantine could not move it (another file system)
-        shutil.move(str(path), str(where / "package"))
-    _report(state, "abandoned", {"name": name, "at": clock.now(), "code": code, "detail": detail, "entry": where.name})
-    log.warning("event=spool_abandoned name=%s code=%s detail=%r quarantine=%s", name, code, detail, where.name)
-    return Outcome(source="spool", outcome="rejected", reason="bad_bag", detail=f"{name}: {detail}", extra={"code": code})
-
-
-def quarantine_dir(cfg: Config, library: Any) -> Path:
-    """The library's quarantine folder."""
-    q = getattr(library, "quarantine_dir", None)
-    return Path(q) if q else cfg.data_dir / "quarantine"
+    outcome = library.reject(path, "spool", code, detail)
+    if path.exists() or path.is_symlink():  # quarantine could not move it: keep it out of the watcher's way
+        os.rename(path, path.with_name(f".abandoned-{name}"))
+    _report(state, "abandoned", {"name": name, "at": clock.now(), "code": code, "detail": detail})
+    log.warning("event=spool_abandoned name=%s code=%s detail=%r", name, code, detail)
+    return outcome
 
 
 def look_at(path: Path, trust_dir: Path | None = None) -> Look:
