@@ -36,53 +36,70 @@ NOTICE_FOR_S = 600.0  # the touch screen shows the result this long after the im
 MEDIA_ROOTS = ("/run/kiosk/usb", "/media", "/run/media", "/mnt")
 
 
-def content_folder(cfg: Config, path: Path) -> Path:
-    """The folder to import: `<path>/<usb_folder>` when `path` is a disk's mount point, else `path`."""
-    inner = Path(path) / cfg.storage.usb_folder
-    return inner if inner.is_dir() else Path(path)
+def content_folder(cfg: Config, path: Path) -> Path | None:
+    """The folder to import: `<path>/<usb_folder>`, or `path` itself when it is that folder; None otherwise."""
+    path = Path(path)
+    if (path / cfg.storage.usb_folder).is_dir():
+        return path / cfg.storage.usb_folder
+    if path.name == cfg.storage.usb_folder and path.is_dir():
+        return path
+    return None  # a disk without our folder is someone's own disk: leave it alone
 
 
 def import_folder(cfg: Config, library: Any, path: Path) -> list[Outcome]:
-    """Import every bag on a disk (its mount point or its kiosk folder); one import at a time."""
+    """Import every bag on a disk (given its mount point or its kiosk folder); one import at a time."""
+    from kiosk.library import find_bags
+
     folder = content_folder(cfg, path)
-    if not folder.is_dir():
-        raise KioskError(f"{folder} is not a folder")
+    if folder is None:
+        log.info("event=usb_no_content_folder path=%s folder=%s", path, cfg.storage.usb_folder)
+        return []
     with _single(cfg):
+        bags = find_bags(folder)
+        sizes = [_size(b) for b in bags]
         record: dict[str, Any] = {
-            "state": "importing",
-            "folder": str(folder),
-            "started": clock.now(),
-            "finished": None,
-            "done_bytes": 0,
-            "total_bytes": 0,
-            "label": "",
-            "counts": {},
-            "rejected": [],
+            "state": "importing", "folder": str(folder), "started": clock.now(), "finished": None,
+            "bags": len(bags), "bag": 0, "done_bytes": 0, "total_bytes": sum(sizes), "label": "",
+            "counts": {}, "rejected": [],
         }
         _write(cfg, record)
         last = [clock.monotonic()]
+        before = [0]
 
         def progress(done: int, total: int, label: str) -> None:
-            record.update(done_bytes=done, total_bytes=total, label=label)
+            record.update(done_bytes=before[0] + done, label=label)
             if clock.monotonic() - last[0] >= WRITE_EVERY_S:
                 last[0] = clock.monotonic()
                 _write(cfg, record)
 
-        log.info("event=usb_import_started folder=%s", folder)
+        log.info("event=usb_import_started folder=%s bags=%d bytes=%d", folder, len(bags), record["total_bytes"])
         outcomes: list[Outcome] = []
         try:
-            outcomes = library.ingest_tree(folder, source="usb", progress=progress)
+            for n, (bag, size) in enumerate(zip(bags, sizes), 1):
+                if not _readable(folder):
+                    record["error"] = "the disk was removed"
+                    break
+                record.update(bag=n, label=bag.name)
+                outcomes.append(library.ingest(bag, source="usb", progress=progress))
+                before[0] += size
+                record["done_bytes"] = before[0]
         except OSError as e:  # the disk went away or cannot be read
             record["error"] = str(e)
         finally:
-            gone = not _readable(folder)
             record["counts"] = dict(Counter(o.outcome for o in outcomes))
             record["rejected"] = [o.to_json() for o in outcomes if o.rejected][:50]
             record["finished"] = clock.now()
-            record["state"] = "interrupted" if gone or "error" in record else "done"
+            record["state"] = "interrupted" if "error" in record or not _readable(folder) else "done"
             _write(cfg, record)
         log.info("event=usb_import_%s folder=%s counts=%s", record["state"], folder, record["counts"])
         return outcomes
+
+
+def _size(bag: Path) -> int:
+    """Bytes of a bag, from names and sizes only (a .tar's own size)."""
+    if not bag.is_dir():
+        return bag.stat().st_size
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(bag) for f in files)
 
 
 def start_import(cfg: Config, library: Any, path: Path) -> threading.Thread:
