@@ -1,0 +1,203 @@
+"""The centre's HTTP side through Flask's test client: heartbeats, bad input, logins, views."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kiosk import clock, wire
+from kiosk.centre.app import create_centre_app
+from tests.centre_helpers import centre_config, db_url, report, signed  # noqa: F401  (db_url is a fixture)
+
+
+@pytest.fixture
+def centre(cfg_path: Path, db_url: str):  # noqa: F811
+    app = create_centre_app(centre_config(cfg_path, db_url, KIOSK_CENTRE_OFFLINE_AFTER_S="600"))
+    app.config["TESTING"] = True
+    store = app.extensions["centre"]["store"]
+    store.set_user("staff", "good password")
+    yield app, store
+    store.close()
+
+
+def post(client, point: str, secret: str, reports: list, ts: int | None = None, body: bytes | None = None):
+    body = wire.encode_batch(reports) if body is None else body
+    ts = int(clock.now()) if ts is None else ts
+    return client.post(wire.HEARTBEATS_PATH, data=body, headers=signed(point, secret, body, ts))
+
+
+def login(client) -> str:
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = client.post("/login", data={"username": "staff", "password": "good password", "csrf_token": token})
+    assert r.status_code == 302
+    # the session (and so its CSRF token) is new after a login
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+
+
+def test_a_box_signed_batch_is_stored_and_acknowledged(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    r = post(app.test_client(), "p1", secret, [report("p1", 1), report("p1", 2)])
+    assert r.status_code == 200
+    assert r.json["acked"] == [1, 2] and abs(r.json["server_time"] - clock.now()) < 5
+    assert store.seqs("p1") == [1, 2]
+
+
+def test_a_replayed_batch_is_acknowledged_but_stores_nothing_new(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    client = app.test_client()
+    body = wire.encode_batch([report("p1", 1), report("p1", 2)])
+    ts = int(clock.now())
+    first = client.post(wire.HEARTBEATS_PATH, data=body, headers=signed("p1", secret, body, ts))
+    seen = store.point("p1")["last_seen"]
+    again = client.post(wire.HEARTBEATS_PATH, data=body, headers=signed("p1", secret, body, ts))
+    assert first.json["stored"] == 2 and again.status_code == 200 and again.json["stored"] == 0
+    assert store.seqs("p1") == [1, 2] and store.point("p1")["last_seen"] == seen
+
+
+@pytest.mark.parametrize(
+    "case, status, error",
+    [
+        ("forged", 401, "signature"),
+        ("unknown_point", 401, "unknown_point"),
+        ("no_header", 401, "auth"),
+        ("far_off", 401, "clock"),
+        ("oversized", 413, "too_large"),
+        ("not_gzip", 400, "not_gzip"),
+        ("malformed_json", 400, "bad_json"),
+        ("bad_report", 400, "bad_report"),
+        ("another_points_report", 400, "bad_report"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_status_and_nothing_is_stored(centre, case: str, status: int, error: str) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    store.enroll("p2")
+    client = app.test_client()
+    good = wire.encode_batch([report("p1", 1)])
+    now = int(clock.now())
+    path = wire.HEARTBEATS_PATH
+    if case == "forged":
+        headers = signed("p1", "not-the-secret", good, now)
+        r = client.post(path, data=good, headers=headers)
+    elif case == "unknown_point":
+        r = client.post(path, data=good, headers=signed("nobody", secret, good, now))
+    elif case == "no_header":
+        r = client.post(path, data=good)
+    elif case == "far_off":
+        r = post(client, "p1", secret, [report("p1", 1)], ts=now - wire.MAX_SKEW_S - 60)
+        assert abs(r.json["server_time"] - now) < 5  # so the box can correct its offset
+    elif case == "oversized":
+        r = post(client, "p1", secret, [], body=b"\x1f\x8b" + b"0" * (wire.MAX_BODY_BYTES + 10))
+    elif case == "not_gzip":
+        r = post(client, "p1", secret, [], body=b'{"reports": []}')
+    elif case == "malformed_json":
+        r = post(client, "p1", secret, [], body=gzip.compress(b'{"reports": [}'))
+    elif case == "bad_report":
+        r = post(client, "p1", secret, [], body=wire.encode_batch([report("p1", 1), {"seq": "x", "kind": "beat"}]))
+    else:
+        r = post(client, "p1", secret, [report("p1", 1), report("p2", 2)])
+    assert r.status_code == status
+    assert r.json["error"] == error and r.json["detail"]
+    assert store.report_count() == 0 and store.point("p1")["last_seen"] is None
+
+
+def test_a_gzip_bomb_is_refused_once_inflated_past_the_limit(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    bomb = gzip.compress(b" " * (wire.MAX_INFLATED_BYTES + 1024))
+    r = post(app.test_client(), "p1", secret, [], body=bomb)
+    assert r.status_code == 413 and store.report_count() == 0
+
+
+def test_the_dashboard_needs_a_login_and_shows_offline_points_by_township(centre) -> None:
+    app, store = centre
+    client = app.test_client()
+    assert client.get("/").status_code == 302
+    s1 = store.enroll("p1", name="王家村服务点", township="城关镇")
+    store.enroll("p2", name="李庄服务点", township="东风乡")
+    with clock.use(clock.FrozenClock(clock.now() - 3 * 3600)):
+        store.ingest("p2", [report("p2", 1)])
+    post(client, "p1", s1, [report("p1", 1)])
+    login(client)
+    page = client.get("/").get_data(as_text=True)
+    assert "城关镇" in page and "东风乡" in page
+    assert 'data-point="p1" data-status="online"' in page and 'data-point="p2" data-status="offline"' in page
+    filtered = client.get("/?offline_hours=2").get_data(as_text=True)
+    assert 'data-point="p2"' in filtered and 'data-point="p1"' not in filtered
+    assert 'data-point="p2"' not in client.get("/?offline_hours=4").get_data(as_text=True)
+
+
+def test_a_points_page_draws_its_uptime_strip_and_health_charts(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    client = app.test_client()
+    post(client, "p1", secret, [report("p1", 1, box_time=clock.now(), clock_synced=True)])
+    login(client)
+    page = client.get("/points/p1").get_data(as_text=True)
+    assert page.count("<svg") == 5 and ("<polyline" in page or "<circle" in page)
+    assert "无数据" not in page.split("CPU")[1][:300]
+    assert client.get("/points/nobody").status_code == 404
+
+
+def test_every_post_needs_the_csrf_token(centre) -> None:
+    app, store = centre
+    client = app.test_client()
+    r = client.post("/login", data={"username": "staff", "password": "good password"})
+    assert r.status_code == 400
+    token = login(client)
+    assert client.post("/tokens", data={"name": "x"}).status_code == 400
+    assert store.tokens() == []
+    assert client.post("/tokens", data={"name": "x", "csrf_token": token}).status_code == 200
+    assert len(store.tokens()) == 1
+
+
+def test_the_points_api_answers_staff_and_api_tokens_only(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1", township="城关镇")
+    client = app.test_client()
+    post(client, "p1", secret, [report("p1", 1)])
+    assert client.get("/api/v1/points").status_code == 401
+    assert client.get("/api/v1/points", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    token = store.new_token("monitor")
+    r = client.get("/api/v1/points", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    assert [(p["id"], p["township"], p["status"]) for p in r.json] == [("p1", "城关镇", "online")]
+    assert r.json[0]["last_seen"] == pytest.approx(clock.now(), abs=5)
+
+
+def test_metrics_are_in_the_prometheus_text_format(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    store.enroll("p2")
+    client = app.test_client()
+    post(client, "p1", secret, [report("p1", 1), report("p1", 2)])
+    post(client, "p1", secret, [report("p1", 2)])
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'kiosk_centre_points{status="online"} 1.0' in text
+    assert 'kiosk_centre_points{status="never"} 1.0' in text
+    assert 'kiosk_centre_reports_received_total{outcome="stored"} 2.0' in text
+    assert 'kiosk_centre_reports_received_total{outcome="duplicate"} 1.0' in text
+    assert "kiosk_centre_request_seconds_bucket" in text
+
+
+def test_usage_and_requests_export_as_csv_and_a_printable_report(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1", township="城关镇")
+    client = app.test_client()
+    ask = [{"id": 1, "at": clock.now(), "topic": "health", "text": "高血压怎么吃药"}]
+    post(client, "p1", secret, [report("p1", 1, box_time=clock.now(), clock_synced=True, requests=ask)])
+    login(client)
+    usage = client.get("/usage.csv?by=township").get_data(as_text=True)
+    assert usage.lstrip("\ufeff").splitlines()[0] == "township,month,opens,plays"
+    assert "城关镇" in usage and ",2,1" in usage
+    assert "高血压怎么吃药" in client.get("/requests.csv").get_data(as_text=True)
+    report_page = client.get("/report").get_data(as_text=True)
+    assert "城关镇" in report_page and "高血压怎么吃药" in report_page
+    assert client.get("/usage.csv?by=nonsense").status_code == 400
