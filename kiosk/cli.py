@@ -199,12 +199,20 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The box: web server, scheduler, hardware; stops cleanly on SIGTERM."""
-    raise KioskError("kiosk run is not built yet")
+    from kiosk import box
+
+    cfg = _config(args)
+    try:
+        return box.run(cfg)
+    except OSError as e:
+        raise KioskError(f"cannot serve on {cfg.web.host}:{cfg.web.port}: {e.strerror or e}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """A box with sample content and a centre with simulated points, on loopback."""
-    raise KioskError("kiosk demo is not built yet")
+    from kiosk import demo
+
+    return demo.run_demo(args, say=lambda line: print(line, flush=True))
 
 
 def cmd_admin_set_password(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def item_kind(item: Any) -> str:
 def pictures_of(item: Any) -> list[Any]:
     """The images of a picture set, in path order, the poster left out unless alone."""
     images = sorted((f for f in item.files if f.media_type.startswith("image/")), key=lambda f: f.path)
-    without_poster = [f for f in images if f.path != item.poster]
+    without_poster = [f for f in images if f.path != item.poster or f.path == item.main]
     return without_poster or images
 
 

@@ -1,0 +1,132 @@
+"""`kiosk demo`: a box with the sample content on loopback, with nothing to set up.
+
+The demo makes its own publisher key, trusts it, builds the sample packages with
+the package layer (the same path real content takes) and ingests them, then
+runs the box with its scheduler. `run_demo` is the main; `start_box` starts the
+box part and can be combined with other parts (the county centre).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from kiosk import config as config_mod
+from kiosk.box import Box, wait_for_signal
+from kiosk.errors import KioskError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_DIR = Path(__file__).parent / "sample_content"
+
+
+def sample_sources() -> list[Path]:
+    """The sample packages' source folders (kiosk.json plus data/)."""
+    return sorted(p for p in SAMPLE_DIR.iterdir() if (p / "kiosk.json").is_file())
+
+
+def write_box_config(data_dir: Path, port: int, *, host: str = "127.0.0.1", point_id: str = "demo-0001",
+                     point_name: str = "示范村服务点", centre_url: str = "", centre_secret: str = "",
+                     extra: str = "") -> Path:
+    """Write the demo box's TOML configuration into its data folder and return its path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "box.toml"
+    text = (
+        f'[point]\nid = "{point_id}"\nname = "{point_name}"\n\n'
+        f'[storage]\ndata_dir = "{(data_dir / "box").as_posix()}"\nmin_free_percent = 0\n\n'
+        f'[web]\nhost = "{host}"\nport = {port}\n\n'
+        f'[hardware]\nbackend = "fake"\n\n'
+        f'[centre]\nurl = "{centre_url}"\nsecret = "{centre_secret}"\n'
+        f"{extra}"
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def publish_samples(cfg: config_mod.Config, library: Any, work: Path) -> list[Any]:
+    """Make a publisher key, trust it, build every sample package and ingest it; return the outcomes."""
+    from kiosk.library.package import build_package
+    from kiosk.library.signing import generate_key
+
+    key = work / "publisher" / "demo-publisher.pem"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        generate_key(key)
+    trust = cfg.path("storage.trust_dir")
+    trust.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(key.with_name(key.name + ".pub"), trust / "demo-publisher.pub")
+    outcomes = []
+    for src in sample_sources():
+        out = work / "packages" / f"{src.name}.tar"
+        if not out.exists():
+            build_package(src, key, out)
+        outcome = library.ingest(out, source="cli")
+        log.info("event=sample_ingested package=%s outcome=%s reason=%s", src.name, outcome.outcome, outcome.reason)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def start_box(data_dir: Path, port: int = 8080, **config: Any) -> Box:
+    """Start a demo box serving the sample content on the loopback; `config` goes to write_box_config."""
+    from kiosk.library import Library
+
+    cfg = config_mod.load(write_box_config(data_dir, port, **config), env={})
+    library = Library(cfg)
+    try:
+        outcomes = publish_samples(cfg, library, data_dir)
+        rejected = [o for o in outcomes if o.rejected]
+        if rejected:
+            raise KioskError(f"sample package {rejected[0].source} was rejected: {rejected[0].reason} {rejected[0].detail}")
+        return Box(cfg, library=library).start()
+    except BaseException:
+        library.close()
+        raise
+
+
+@dataclass
+class Demo:
+    """Everything the demo started, so it can all be stopped together."""
+
+    data_dir: Path
+    temporary: bool
+    box: Box | None = None
+    others: list[Any] = field(default_factory=list)  # other parts with .stop() (the centre)
+
+    def stop(self) -> None:
+        """Stop every part, newest first; remove a temporary data folder."""
+        for part in reversed(self.others):
+            try:
+                part.stop()
+            except Exception as e:
+                log.warning("event=demo_part_stop_failed error=%r", e)
+        if self.box is not None:
+            self.box.stop()
+        if self.temporary:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def run_demo(args: argparse.Namespace, say: Callable[[str], None]) -> int:
+    """The demo's main: start the parts, print where to look, run until Ctrl-C or SIGTERM."""
+    temporary = not getattr(args, "data", None)
+    data_dir = Path(tempfile.mkdtemp(prefix="kiosk-demo-")) if temporary else Path(args.data).resolve()
+    demo = Demo(data_dir=data_dir, temporary=temporary)
+    try:
+        try:
+            demo.box = start_box(data_dir / "point", port=args.port)
+        except OSError as e:
+            raise KioskError(f"cannot listen on port {args.port} ({e.strerror}); try --port 0 for a free one") from None
+        say("")
+        say("Field Kiosk demo is running.")
+        say(f"  村级服务点 touch screens (the box):  {demo.box.url}")
+        say(f"  device page:                        {demo.box.url}admin")
+        say(f"  data folder: {data_dir}{' (removed on exit)' if temporary else ''}")
+        say("Press Ctrl-C to stop.")
+        wait_for_signal(demo.box)
+    finally:
+        demo.stop()
+    return 0
