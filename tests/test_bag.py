@@ -290,3 +290,32 @@ def test_validate_reports_progress_up_to_the_payload_size(tmp_path: Path) -> Non
 
 def test_make_bag_tars_are_valid_bags(tmp_path: Path) -> None:
     assert validate_bag(make_bag(tmp_path, tar=True)) == []
+
+
+def test_copy_payload_copies_while_hashing_and_refuses_a_changed_file(tmp_path: Path) -> None:
+    import io
+
+    folder = plain_bag(tmp_path)
+    with open_bag(folder) as bag:
+        out = io.BytesIO()
+        digests = bag.copy_payload("data/video.mp4", out)
+        assert out.getvalue() == FILES["video.mp4"]
+        assert digests["sha256"] == hashlib.sha256(FILES["video.mp4"]).hexdigest()
+    (folder / "data/video.mp4").write_bytes(b"w" * 1000)
+    with open_bag(folder) as bag, pytest.raises(PackageRejected) as e:
+        bag.copy_payload("data/video.mp4", io.BytesIO())
+    assert e.value.reason == "bad_hash"
+
+
+def test_a_full_disk_while_copying_is_a_write_error_not_a_bad_bag(tmp_path: Path) -> None:
+    import errno
+
+    from kiosk.library.bag import WriteError
+
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with open_bag(plain_bag(tmp_path)) as bag, pytest.raises(WriteError) as e:
+        bag.copy_payload("data/video.mp4", Full())  # type: ignore[arg-type]
+    assert e.value.errno == errno.ENOSPC

@@ -240,3 +240,15 @@ def test_bag_only_judges_the_bagit_layer_alone(tmp_path: Path, capsys: pytest.Ca
     assert run("package", "verify", str(unsigned), "--trust", str(trust_dir(tmp_path))) == 1
     assert "bad_signature" in capsys.readouterr().err
     assert validate_bag(unsigned) == []
+
+
+def test_mac_litter_beside_the_tag_files_is_ignored(tmp_path: Path) -> None:
+    def litter(d: Path) -> None:
+        (d / ".DS_Store").write_bytes(b"mac")
+        (d / "._kiosk.json").write_bytes(b"apple double")
+        (d / "data/._video.mp4").write_bytes(b"apple double")
+
+    warnings: list[str] = []
+    record = verify_package(make_bag(tmp_path, mutate=litter), trust_dir(tmp_path), warnings=warnings)
+    assert record.id == "pig-farming"
+    assert any(".DS_Store" in w for w in warnings)

@@ -53,7 +53,7 @@ def test_a_signature_verifies_with_the_trusted_key_and_names_it(tmp_path: Path) 
     assert verify_signature(DATA, line.encode() + b"\r\n", trust) == "pub.pub"
 
 
-@pytest.mark.parametrize("line", [b"", b"not base64 !!", base64.b64encode(b"x" * 63), b"AAAA\nAAAA", base64.b64encode(b"x" * 64)[:-2]])
+@pytest.mark.parametrize("line", [b"", b"not base64 !!", base64.b64encode(b"x" * 63), b"AAAA\nAAAA", base64.b64encode(b"x" * 64)[:-2], b"x" * 5000])
 def test_a_missing_or_garbled_signature_is_a_bad_signature(tmp_path: Path, line: bytes) -> None:
     _, trust = keypair(tmp_path)
     with pytest.raises(PackageRejected) as e:
@@ -131,3 +131,10 @@ def test_signing_with_a_file_that_is_not_an_ed25519_key_says_so(tmp_path: Path) 
     bad.write_text("hello")
     with pytest.raises(KioskError):
         sign_bytes(bad, DATA)
+
+
+def test_a_signature_wrapped_by_base64_tools_still_verifies(tmp_path: Path) -> None:
+    key, trust = keypair(tmp_path)
+    line = sign_bytes(key, DATA)
+    wrapped = (line[:76] + "\n" + line[76:] + "\n").encode()  # as coreutils' base64 writes it
+    assert verify_signature(DATA, wrapped, trust) == "pub.pub"

@@ -167,6 +167,23 @@ class Bag:
             raise UnsafePath(f"{relpath!r} is not under data/")
         return self._open(relpath)
 
+    def copy_payload(self, relpath: str, dst: BinaryIO | None = None, progress: Callable[[int], None] | None = None) -> dict[str, str]:
+        """Read one listed payload file once, writing it to `dst` if given, and check every digest; bad_hash otherwise."""
+        digests = self.payload.get(relpath)
+        if digests is None:
+            raise PackageRejected("bad_bag", f"{relpath} is not in the manifest")
+        try:
+            with self.open_payload(relpath) as f:
+                got = hash_stream(f, digests, progress, dst)
+        except WriteError:
+            raise  # the copy's disk failed (full?): the caller's problem, not the bag's
+        except (tarfile.TarError, OSError) as e:
+            raise PackageRejected("bad_bag", f"{relpath} cannot be read to its end: {e}") from None
+        for alg, want in digests.items():
+            if got[alg] != want:
+                raise PackageRejected("bad_hash", f"{relpath} does not match manifest-{alg}.txt")
+        return got
+
     def present(self) -> dict[str, int]:
         """Every payload file actually present ("data/..." -> size), found without reading contents."""
         if self._tar is not None:
@@ -251,8 +268,14 @@ class Bag:
         self.close()
 
 
-def hash_stream(f: BinaryIO, algorithms: Iterable[str], progress: Callable[[int], None] | None = None) -> dict[str, str]:
-    """Hex digests of everything `f` yields, read once in 1 MiB chunks."""
+class WriteError(OSError):
+    """Writing the copy failed (the store's disk, e.g. ENOSPC), not reading the bag."""
+
+
+def hash_stream(
+    f: BinaryIO, algorithms: Iterable[str], progress: Callable[[int], None] | None = None, dst: BinaryIO | None = None
+) -> dict[str, str]:
+    """Hex digests of everything `f` yields, read once in 1 MiB chunks (copied to `dst` on the way)."""
     hashers = {a: hashlib.new(a) for a in algorithms}
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -268,6 +291,11 @@ def hash_stream(f: BinaryIO, algorithms: Iterable[str], progress: Callable[[int]
             break
         for h in hashers.values():
             h.update(chunk)
+        if dst is not None:
+            try:
+                dst.write(chunk)
+            except OSError as e:
+                raise WriteError(e.errno, e.strerror) from e
         if progress:
             progress(n)
     return {a: h.hexdigest() for a, h in hashers.items()}
@@ -559,8 +587,8 @@ def validate_bag(path: Path, progress: Progress | None = None) -> list[str]:
         return list(bag.warnings)
 
 
-def verify_payload(bag: Bag, progress: Progress | None = None, algorithms: Iterable[str] | None = None) -> None:
-    """Hash every payload file once (all listed algorithms, or `algorithms`); bad_hash on a mismatch."""
+def verify_payload(bag: Bag, progress: Progress | None = None) -> None:
+    """Hash every payload file once, with every listed algorithm; bad_hash on a mismatch."""
     sizes = bag.present()
     total = sum(sizes.get(p, 0) for p in bag.payload)
     done = 0
@@ -571,14 +599,5 @@ def verify_payload(bag: Bag, progress: Progress | None = None, algorithms: Itera
         if progress:
             progress(done, total, rel)
 
-    only = set(algorithms) if algorithms is not None else None
     for rel in sorted(bag.payload):
-        digests = {a: d for a, d in bag.payload[rel].items() if only is None or a in only}
-        try:
-            with bag.open_payload(rel) as f:
-                got = hash_stream(f, digests, step)
-        except (tarfile.TarError, OSError) as e:
-            raise PackageRejected("bad_bag", f"{rel} cannot be read to its end: {e}") from None
-        for alg, want in digests.items():
-            if got[alg] != want:
-                raise PackageRejected("bad_hash", f"{rel} does not match manifest-{alg}.txt")
+        bag.copy_payload(rel, None, step)

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import posixpath
 import shutil
 import tarfile
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from kiosk import __version__, clock
 from kiosk.errors import KioskError, PackageRejected
-from kiosk.library.bag import Bag, Progress, walk_folder, encode_path, hash_stream, open_bag, verify_payload
+from kiosk.library.bag import OS_CRUFT, Bag, Progress, walk_folder, encode_path, hash_stream, open_bag, verify_payload
 from kiosk.library.record import MAX_RECORD_BYTES, Record, parse_record
 from kiosk.library.signing import SIGNATURE_FILE, SIGNED_FILE, load_private_key, verify_signature
 
@@ -35,12 +36,17 @@ def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Recor
         raise PackageRejected("bad_signature", f"{SIGNATURE_FILE} is missing")
     if not bag.has_tag(SIGNED_FILE):
         raise PackageRejected("bad_signature", f"{SIGNED_FILE}, which the signature covers, is missing")
+    if bag.tags[SIGNATURE_FILE] > 4096:
+        raise PackageRejected("bad_signature", f"{SIGNATURE_FILE} is far too large for a signature")
     signed = bag.read_tag(SIGNED_FILE)
     key_name = verify_signature(signed, bag.read_tag(SIGNATURE_FILE, 4096), trust_dir)
     # Every tag file but the signature and the tag manifests must be signed through
     # tagmanifest-sha256.txt, or a tampered manifest-sha256.txt would pass.
     for name in sorted(bag.tags):
         if name == SIGNATURE_FILE or (name.startswith("tagmanifest-") and name.endswith(".txt")):
+            continue
+        if OS_CRUFT.match(posixpath.basename(name)) and name not in bag.tag_manifest:
+            bag.warnings.append(f"{name} (a system file) is ignored")
             continue
         if "sha256" not in bag.tag_manifest.get(name, {}):
             reason = "bad_record" if name == RECORD_FILE else "bad_bag"
@@ -68,7 +74,7 @@ def verify_package(path: Path, trust_dir: Path, progress: Progress | None = None
     """Everything the box checks before accepting a package, writing nothing; the record, or PackageRejected."""
     with open_bag(Path(path)) as bag:
         record = check_package(bag, Path(trust_dir))
-        verify_payload(bag, progress, algorithms=None)
+        verify_payload(bag, progress)
         if warnings is not None:
             warnings.extend(bag.warnings)
         return record
