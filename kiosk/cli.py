@@ -98,7 +98,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = _config(args)
     hardware = open_hardware(cfg, panel=False)  # the running box holds the LED and button pins
     try:
-        snap = health.snapshot(hardware, cfg)
+        from kiosk import uplink
+
+        link: dict[str, Any] | None = uplink.status(cfg)
+    except Exception as e:  # the uplink's trouble must not hide the box's health
+        log.debug("event=uplink_status_unavailable error=%r", e)
+        link = None
+    try:
+        snap = health.snapshot(hardware, cfg, link)
     finally:
         hardware.close()
     lib = Library(cfg)
@@ -107,7 +114,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         lib.close()
     if args.json:
-        _print_json({"point": {"id": cfg.point.id, "name": cfg.point.name}, "health": snap, "content": content})
+        _print_json({"point": {"id": cfg.point.id, "name": cfg.point.name}, "health": snap, "content": content, "uplink": link})
         return 0
     words = {"ok": "正常 ok", "warning": "注意 warning", "fault": "故障 fault", "unknown": "不明 unknown"}
     print(f"{cfg.point.name} ({cfg.point.id})")

@@ -29,6 +29,7 @@ HOUR_KEEP_S = 90 * 86400
 FLUSH_EVERY = 10
 # the USB import's progress record in data_dir (written by the importer)
 IMPORT_PROGRESS = "usb-import.json"
+IMPORT_LOCK = "usb-import.lock"
 
 # column -> how an hour (or a sparkline bucket) sums it up: the worst for alarms, the mean for loads.
 COLUMNS: dict[str, str] = {
@@ -209,14 +210,33 @@ def close_all() -> None:
 
 
 def importing(cfg: Config) -> bool:
-    """True while a USB import is under way (its progress record says so)."""
+    """True while a USB import is under way.
+
+    Read from the importer's record and lock (kiosk/library/usb.py: "state" is
+    "importing" and the flock is held); device does not import the library, so
+    the two file names are agreed here.
+    """
+    import fcntl
     import json
+    import os
 
     try:
         record = json.loads((cfg.data_dir / IMPORT_PROGRESS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and record.get("state") == "running"
+    if not (isinstance(record, dict) and record.get("state") == "importing"):
+        return False
+    try:
+        fd = os.open(cfg.data_dir / IMPORT_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True  # the importer holds it: an import is running
+    finally:
+        os.close(fd)
+    return False  # a record left by an importer that died
 
 
 def sample(cfg: Config, hardware: Hardware, store: HistoryStore | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import collections
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -301,8 +302,9 @@ def index() -> Any:
         uplink_depth=health.pick(uplink, "outbox", "outbox_depth", "pending"),
         centre_url=cfg.centre.url,
         progress=progress,
+        usb_disks=_usb_disks(),
         messages=get_flashed_messages(with_categories=True),
-        refresh=bool(progress and progress.get("state") == "running"),
+        refresh=bool(progress and progress.get("state") == "importing"),
     )
 
 
@@ -359,14 +361,35 @@ def delete(item_id: str) -> Any:
 
 # --- USB import --------------------------------------------------------------------------
 def import_progress() -> dict[str, Any] | None:
-    """The USB import's progress record, if the importer has written one."""
-    import json
+    """The running or last USB import (kiosk/library/usb.py keeps the record), or None."""
+    from kiosk.library import usb
 
+    return _safe("usb_progress", lambda: usb.progress(_cfg()), None)
+
+
+def _usb_disks() -> list[str]:
+    from kiosk.library import usb
+
+    return [str(p) for p in _safe("usb_candidates", lambda: usb.candidates(_cfg()), [])]
+
+
+@bp.post("/import")
+def start_import() -> Any:
+    """Import from a plugged-in USB disk (one the box found; never a path typed in)."""
+    from kiosk.library import usb
+
+    disk = request.form.get("disk", "")
+    if disk not in _usb_disks():
+        flash("没有找到这个U盘，请重新插好再试。 (no such disk)", "fault")
+        return redirect(url_for("admin.index") + "#import")
     try:
-        record = json.loads((_cfg().data_dir / history.IMPORT_PROGRESS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+        usb.start_import(_cfg(), _part("library"), Path(disk))
+    except KioskError as e:
+        flash(f"现在不能导入：已经有一个导入在进行。 ({e})", "fault")
+    else:
+        flash("开始导入，请不要拔出U盘。", "ok")
+        log.info("event=admin_import disk=%s", disk)
+    return redirect(url_for("admin.index") + "#import")
 
 
 # --- power -----------------------------------------------------------------------------
