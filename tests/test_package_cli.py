@@ -198,7 +198,7 @@ def test_a_tag_file_left_out_of_the_signed_manifest_is_refused(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     "record",
-    [{"id": "Bad Id"}, {"version": 0}, {"title": DROP}, {"main": "not-there.mp4"}, {"poster": "nope.jpg"}, {"title": "x" * 5000}],
+    [{"id": "Bad Id"}, {"version": 0}, {"main": DROP}, {"main": "not-there.mp4"}, {"poster": "nope.jpg"}, {"title": "x" * 5000}],
 )
 def test_a_signed_package_with_a_bad_record_is_a_bad_record(tmp_path: Path, record: dict) -> None:
     assert verify_reason(make_bag(tmp_path, record=record), trust_dir(tmp_path)) == "bad_record"

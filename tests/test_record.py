@@ -52,6 +52,12 @@ def test_defaults_fill_the_optional_fields() -> None:
     assert (r.language, r.tags, r.category, r.priority, r.expires, r.poster, r.description) == ("zh-CN", (), "other", 5, None, None, "")
 
 
+def test_a_missing_title_falls_back_to_the_id_and_language_underscores_become_hyphens() -> None:
+    r = parse_record(raw(title=..., language="zh_CN"))
+    assert (r.title, r.language) == (GOOD["id"], "zh-CN")
+    assert parse_record(raw(title="  ")).title == GOOD["id"]
+
+
 def test_an_unknown_category_is_kept_as_given() -> None:
     assert parse_record(raw(category="weather")).category == "weather"
 
@@ -79,12 +85,11 @@ def test_a_recall_has_withdraws_and_no_main() -> None:
         ({"version": 1.5}, "version"),
         ({"version": ...}, "version"),
         ({"title": 7}, "title"),
-        ({"title": ""}, "title"),
-        ({"title": ...}, "title"),
         ({"title": "长" * 201}, "title"),
         ({"description": "x" * 10_001}, "description"),
         ({"description": ["a"]}, "description"),
         ({"language": "zh_CN!"}, "language"),
+        ({"language": "中文"}, "language"),
         ({"tags": "玉米"}, "tags"),
         ({"tags": [1]}, "tags"),
         ({"tags": ["x"] * 51}, "tags"),

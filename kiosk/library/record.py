@@ -170,12 +170,12 @@ def parse_record(raw: bytes) -> Record:
         withdraws = tuple(check_id(x, "withdraws") for x in w)
     recall = withdraws is not None
 
-    title = _string(obj, "title", "", LIMITS["title"], required=not recall)
-    if not recall and not (title or "").strip():
-        raise _bad("title", "must not be empty")
+    title = _string(obj, "title", "", LIMITS["title"])
+    if not (title or "").strip() and not recall:
+        title = item_id  # a tile needs some words; the id is better than a blank
     description = _string(obj, "description", "", LIMITS["description"])
-    language = _string(obj, "language", "zh-CN", LIMITS["language"])
-    if not LANGUAGE_RE.match(language or ""):
+    language = (_string(obj, "language", "zh-CN", LIMITS["language"]) or "").replace("_", "-")
+    if not LANGUAGE_RE.match(language):
         raise _bad("language", f"{language!r} is not a BCP 47 language tag")
     category = _string(obj, "category", "other", LIMITS["category"])
     if not CATEGORY_RE.match(category or ""):
