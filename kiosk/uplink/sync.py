@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from kiosk import clock
 from kiosk.config import Config
@@ -210,12 +211,18 @@ def _download(cfg: Config, state: dict[str, Any], e: Entry, session: requests.Se
 def _fetch_range(cfg: Config, state: dict[str, Any], session: requests.Session, url: str, part: Path,
                  have: int, size: int, budget: int, stop: threading.Event) -> int:
     """Append bytes from `have` on to the partial file; returns bytes received (kept even when cut off)."""
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    limit = min(size - have, budget)
+    headers = {}
+    if limit < size - have:  # ask only for what the budget allows: bytes in flight are paid for too
+        headers["Range"] = f"bytes={have}-{have + limit - 1}"
+    elif have:
+        headers["Range"] = f"bytes={have}-"
     got = 0
     try:
         with session.get(url, headers=headers, stream=True, timeout=cfg.sync.timeout_s) as r:
             if r.status_code == 200 and have:
                 have = 0  # the server ignored Range: start again
+                limit = min(size, budget)
             elif r.status_code == 206:
                 if not r.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
                     raise KioskError(f"{url}: the server answered another range: {r.headers.get('Content-Range')}")
@@ -223,19 +230,23 @@ def _fetch_range(cfg: Config, state: dict[str, Any], session: requests.Session, 
                 r.raise_for_status()
                 if r.status_code != 200:
                     raise KioskError(f"{url}: unexpected status {r.status_code}")
-            limit = min(size - have, budget)
             with open(part, "r+b" if have else "wb") as f:
                 f.seek(have)
                 f.truncate()
-                for chunk in r.iter_content(CHUNK):
-                    chunk = chunk[: limit - got]
-                    f.write(chunk)
-                    got += len(chunk)
-                    if got >= limit or stop.is_set():
-                        break
-                f.flush()
-                os.fsync(f.fileno())
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+                try:
+                    while got < limit and not stop.is_set():
+                        # read1 hands over what has arrived; a fixed-size read would throw away
+                        # the bytes of a chunk cut short when the line drops
+                        chunk = r.raw.read1(min(CHUNK, limit - got))
+                        if not chunk:
+                            break
+                        f.write(chunk)
+                        got += len(chunk)
+                finally:
+                    f.flush()
+                    os.fsync(f.fileno())
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError, OSError) as e:
         log.warning("event=sync_cut_off url=%s at=%d error=%r", url, have + got, str(e))
     finally:
         _spend(state, cfg, got)
