@@ -249,14 +249,15 @@ def _setup(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
 
 def test_setup_applies_the_technicians_settings_and_removes_them_from_the_card(tmp_path: Path) -> None:
     boot, etc, env = _setup(tmp_path)
-    (boot / "kiosk.toml").write_text('[point]\nid = "dongfeng-01"\n[centre]\nsecret = "s3cret"\n')
+    data = tmp_path / "data"
+    (boot / "kiosk.toml").write_text(f'[point]\nid = "dongfeng-01"\n[storage]\ndata_dir = "{data}"\n[centre]\nsecret = "s3cret"\n')
     (boot / "kiosk-trust").mkdir()
     (boot / "kiosk-trust" / "county.pem").write_text("-----BEGIN PUBLIC KEY-----\n")
     subprocess.run([str(SYSTEMD / "kiosk-setup")], check=True, env=env, timeout=60)
     assert 'id = "dongfeng-01"' in (etc / "kiosk.toml").read_text()
     assert (etc / "kiosk.toml").stat().st_mode & 0o007 == 0
     assert not (boot / "kiosk.toml").exists()
-    assert (etc / "trust" / "county.pem").exists()
+    assert (data / "trust" / "county.pem").exists()
     assert "kiosk.toml applied" in (boot / "kiosk-setup-result.txt").read_text()
 
 

@@ -1,0 +1,237 @@
+"""The SD card image without a Pi: the kiosk stage installed into a Debian root file system.
+
+A bookworm amd64 root file system is made once with debootstrap plus the stage's package
+list (image-build/stage-kiosk/00-kiosk/00-packages) and cached outside the repository,
+keyed by that list, so reruns only pay for the install. Each run mounts an overlay on the
+cached tree and installs the kiosk with THE SAME scripts pi-gen runs: 01-run.sh on the host
+side with ROOTFS_DIR set, 02-run-chroot.sh fed to bash inside a chroot. Then it checks inside
+that the units are enabled and verify, and that `kiosk run` starts and answers /healthz.
+
+Needs root, debootstrap and overlayfs; run it with tools/rootfs-test.sh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+REPO = Path(__file__).resolve().parent.parent
+STAGE = REPO / "image-build" / "stage-kiosk" / "00-kiosk"
+CACHE = Path(os.environ.get("KIOSK_ROOTFS_CACHE", "/var/cache/field-kiosk"))
+SUITE = "bookworm"
+# What a Raspberry Pi OS Lite (pi-gen stage2) already has and a minbase debootstrap lacks.
+BASE_PACKAGES = ["systemd-sysv", "udev", "procps", "iproute2", "sudo", "locales"]
+CACHE_FORMAT = "1"  # bump when the way the cached tree is made changes
+
+BOX_UNITS = ["kiosk.service", "kiosk-display.service", "kiosk-setup.service", "kiosk-data-partition.service"]
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (debootstrap, chroot, mounts)"
+    for tool in ("debootstrap", "chroot", "mount", "systemd-analyze"):
+        if shutil.which(tool) is None:
+            return f"needs {tool}"
+    return None
+
+
+pytestmark.append(pytest.mark.skipif(_why_not() is not None, reason=_why_not() or ""))
+
+
+def stage_packages() -> list[str]:
+    """The Debian packages the kiosk stage installs (00-packages, comments dropped)."""
+    words: list[str] = []
+    for line in (STAGE / "00-packages").read_text().splitlines():
+        words += line.split("#", 1)[0].split()
+    return words
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine's apt uses, so debootstrap fetches from the same place."""
+    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in sources:
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#"))
+            if SUITE in fields.get("Suites", "").split() and "main" in fields.get("Components", "").split():
+                return fields["URIs"].split()[0].strip()
+    lists = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
+    for path in lists:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                parts = line.split()
+                if len(parts) >= 3 and parts[0] == "deb" and parts[2] == SUITE:
+                    return parts[1] if not parts[1].startswith("[") else parts[2]
+    return "http://deb.debian.org/debian"
+
+
+def _run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+@contextlib.contextmanager
+def chroot_mounts(root: Path) -> Iterator[None]:
+    """/proc and /dev inside root, as pi-gen's on_chroot provides them."""
+    mounted: list[Path] = []
+    try:
+        for target, argv in ((root / "proc", ["mount", "-t", "proc", "proc"]), (root / "dev", ["mount", "--rbind", "/dev"])):
+            target.mkdir(exist_ok=True)
+            _run([*argv, str(target)])
+            mounted.append(target)
+        yield
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", "-R", "-l", str(target)], capture_output=True)
+
+
+def base_rootfs() -> Path:
+    """The cached debootstrap tree with the stage's packages; made on first use."""
+    mirror = apt_mirror()
+    key_text = "\n".join([CACHE_FORMAT, SUITE, mirror, *BASE_PACKAGES, *stage_packages()])
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
+    final = CACHE / f"rootfs-{SUITE}-amd64-{key}"
+    if (final / "usr" / "bin" / "chromium").exists():
+        return final
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = CACHE / f"building-{key}-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    started = time.monotonic()
+    _run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(work), mirror], timeout=3000)
+    # As pi-gen does: no daemon starts while packages are installed into the tree.
+    policy = work / "usr" / "sbin" / "policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    shutil.copy("/etc/resolv.conf", work / "etc" / "resolv.conf")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    with chroot_mounts(work):
+        _run(["chroot", str(work), "apt-get", "update", "-q"], env=env, timeout=600)
+        _run(["chroot", str(work), "apt-get", "install", "-y", "-q", "--no-install-recommends", *stage_packages()], env=env, timeout=3000)
+        _run(["chroot", str(work), "apt-get", "clean"], env=env, timeout=600)
+    policy.unlink()
+    work.rename(final)
+    sys.stderr.write(f"rootfs cache built in {time.monotonic() - started:.0f} s: {final}\n")
+    return final
+
+
+def wheelhouse(dest: Path) -> Path:
+    """The kiosk's wheel (built now) and its dependencies' wheels (cached by pyproject.toml)."""
+    pyproject = (REPO / "pyproject.toml").read_bytes()
+    deps = CACHE / f"wheels-py{sys.version_info.major}{sys.version_info.minor}-{hashlib.sha256(pyproject).hexdigest()[:16]}"
+    dest.mkdir(parents=True)
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), str(REPO)], timeout=600)
+    if not deps.exists():
+        tmp = deps.with_name(deps.name + f".{os.getpid()}")
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp), str(REPO)], timeout=1200)
+        for own in tmp.glob("field_kiosk-*.whl"):
+            own.unlink()
+        tmp.rename(deps)
+    for wheel in deps.glob("*.whl"):
+        shutil.copy(wheel, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The cached tree under an overlay, with the kiosk stage installed by its own scripts."""
+    base = base_rootfs()
+    tmp = tmp_path_factory.mktemp("rootfs")
+    upper, workdir, root = tmp / "upper", tmp / "work", tmp / "root"
+    for d in (upper, workdir, root):
+        d.mkdir()
+    _run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={base},upperdir={upper},workdir={workdir}", str(root)])
+    try:
+        wheels = wheelhouse(tmp / "wheels")
+        env = {**os.environ, "ROOTFS_DIR": str(root), "KIOSK_WHEELS": str(wheels), "KIOSK_OFFLINE": "1"}
+        _run([str(STAGE / "01-run.sh")], env=env, timeout=600)
+        with chroot_mounts(root):
+            chroot_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
+            script = (STAGE / "02-run-chroot.sh").read_text()
+            # pi-gen's on_chroot: the script on standard input of `bash -e` inside the chroot
+            _run(["chroot", str(root), "/bin/bash", "-e"], input=script, env=chroot_env, timeout=1200)
+            yield root
+    finally:
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+def test_the_box_units_are_enabled_in_the_image(image_root: Path) -> None:
+    for unit in BOX_UNITS:
+        done = subprocess.run(["chroot", str(image_root), "systemctl", "is-enabled", unit], capture_output=True, text=True)
+        assert done.stdout.strip() == "enabled", f"{unit}: {done.stdout}{done.stderr}"
+    done = subprocess.run(["chroot", str(image_root), "systemctl", "is-enabled", "getty@tty1.service"], capture_output=True, text=True)
+    assert done.stdout.strip() != "enabled"
+
+
+def test_every_installed_unit_verifies_inside_the_image(image_root: Path) -> None:
+    units = sorted(p.name for p in (image_root / "etc" / "systemd" / "system").glob("kiosk*.service"))
+    units = [u.replace("@.service", "@reboot.service") for u in units]
+    assert set(BOX_UNITS) <= set(units)
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", f"--root={image_root}", *units],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+    complaints = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 0 and not complaints, "\n".join(complaints)
+
+
+def test_the_image_has_the_appliance_settings(image_root: Path) -> None:
+    etc = image_root / "etc"
+    assert "RuntimeWatchdogSec=" in (etc / "systemd" / "system.conf.d" / "50-kiosk-watchdog.conf").read_text()
+    assert "Storage=volatile" in (etc / "systemd" / "journald.conf.d" / "50-kiosk.conf").read_text()
+    assert "LABEL=kioskdata /var/lib/kiosk" in (etc / "fstab").read_text()
+    assert (etc / "polkit-1" / "rules.d" / "50-kiosk-power.rules").exists()
+    for helper in ("kiosk-power", "kiosk-power-action", "kiosk-display-failed", "kiosk-setup", "kiosk-data-partition"):
+        assert os.access(image_root / "usr" / "lib" / "kiosk" / helper, os.X_OK)
+    assert not (image_root / "var" / "cache" / "kiosk-wheels").exists()
+    passwd = (etc / "passwd").read_text()
+    assert "\nkiosk:" in "\n" + passwd and "\nkiosk-display:" in "\n" + passwd
+    owner = _run(["chroot", str(image_root), "stat", "-c", "%U", "/var/lib/kiosk"]).stdout.strip()
+    assert owner == "kiosk"
+
+
+def test_the_kiosk_starts_in_the_image_and_answers_healthz(image_root: Path) -> None:
+    port = free_port()
+    (image_root / "etc" / "kiosk" / "test.toml").write_text(
+        f'[web]\nhost = "127.0.0.1"\nport = {port}\n[hardware]\nbackend = "fake"\n[storage]\ndata_dir = "/var/lib/kiosk"\n'
+    )
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/var/lib/kiosk", "LC_ALL": "C.UTF-8"}
+    # numeric ids: chroot must not look the name up in this machine's own user database
+    ids = _run(["chroot", str(image_root), "id", "-u", "kiosk"]).stdout.strip(), _run(["chroot", str(image_root), "id", "-g", "kiosk"]).stdout.strip()
+    proc = subprocess.Popen(
+        ["chroot", f"--userspec={ids[0]}:{ids[1]}", str(image_root), "/opt/kiosk/bin/kiosk", "run", "--config", "/etc/kiosk/test.toml"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        status = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                    status = resp.status
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200, f"kiosk did not answer /healthz; exit={proc.poll()}"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        output = proc.stdout.read() if proc.stdout else ""
+        if output:
+            sys.stderr.write(output[-4000:])
