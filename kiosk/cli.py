@@ -67,6 +67,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for root in roots:
         if not (root.exists() or root.is_symlink()):
             raise KioskError(f"{root} does not exist")
+    if args.source == "usb":
+        return _ingest_usb(args, cfg, roots)
     bags = [bag for root in roots for bag in find_bags(root)]
     if not bags:
         raise KioskError("no bags found under " + ", ".join(str(r) for r in roots))
@@ -81,6 +83,28 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             outcomes.append(outcome)
             if not args.json:
                 print(_outcome_line(outcome), flush=True)
+    finally:
+        lib.close()
+    if args.json:
+        _print_json([o.to_json() for o in outcomes])
+    return 1 if any(o.rejected for o in outcomes) else 0
+
+
+def _ingest_usb(args: argparse.Namespace, cfg: config_mod.Config, roots: list[Any]) -> int:
+    """A USB disk or disc (udev's import unit): its kiosk/ folder, with progress for the screens; SIGTERM stops between packages."""
+    import signal
+    import threading
+
+    from kiosk.library import Library, usb
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    lib = Library(cfg)
+    outcomes: list[Any] = []
+    try:
+        for root in roots:
+            outcomes += usb.import_folder(cfg, lib, root, stop=stop,
+                                          on_outcome=None if args.json else lambda o: print(_outcome_line(o), flush=True))
     finally:
         lib.close()
     if args.json:

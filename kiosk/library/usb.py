@@ -20,7 +20,7 @@ import os
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from kiosk import clock
 from kiosk.config import Config
@@ -46,8 +46,11 @@ def content_folder(cfg: Config, path: Path) -> Path | None:
     return None  # a disk without our folder is someone's own disk: leave it alone
 
 
-def import_folder(cfg: Config, library: Any, path: Path) -> list[Outcome]:
-    """Import every bag on a disk (given its mount point or its kiosk folder); one import at a time."""
+def import_folder(cfg: Config, library: Any, path: Path, stop: threading.Event | None = None,
+                  on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Import every bag on a disk (given its mount point or its kiosk folder); one import at a time.
+
+    `stop` ends the import after the package being read (SIGTERM); `on_outcome` hears each answer."""
     from kiosk.library import find_bags
 
     folder = content_folder(cfg, path)
@@ -79,8 +82,13 @@ def import_folder(cfg: Config, library: Any, path: Path) -> list[Outcome]:
                 if not _readable(folder):
                     record["error"] = "the disk was removed"
                     break
+                if stop is not None and stop.is_set():
+                    record["error"] = "stopped"
+                    break
                 record.update(bag=n, label=bag.name)
                 outcomes.append(library.ingest(bag, source="usb", progress=progress))
+                if on_outcome is not None:
+                    on_outcome(outcomes[-1])
                 before[0] += size
                 record["done_bytes"] = before[0]
         except OSError as e:  # the disk went away or cannot be read
