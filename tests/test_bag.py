@@ -319,3 +319,22 @@ def test_a_full_disk_while_copying_is_a_write_error_not_a_bad_bag(tmp_path: Path
     with open_bag(plain_bag(tmp_path)) as bag, pytest.raises(WriteError) as e:
         bag.copy_payload("data/video.mp4", Full())  # type: ignore[arg-type]
     assert e.value.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("how", ["folder", "contents"])
+def test_it_reads_tars_made_by_gnu_tar(tmp_path: Path, how: str) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("tar") is None:
+        pytest.skip("tar not installed")
+    folder = plain_bag(tmp_path)
+    out = tmp_path / "gnu.tar"
+    args = ["-C", str(tmp_path), "plain"] if how == "folder" else ["-C", str(folder), "."]
+    subprocess.run(["tar", "-cf", str(out), *args], check=True)
+    assert validate_bag(out) == []
+
+
+def test_names_that_differ_only_in_case_are_kept_with_a_warning(tmp_path: Path) -> None:
+    folder = plain_bag(tmp_path, {"a.txt": b"one", "A.txt": b"two"})
+    assert any("case-insensitive" in w for w in validate_bag(folder))

@@ -244,9 +244,13 @@ class Bag:
                 self.warnings.append(f"{p} (a system file) is not in the manifest; ignored")
                 continue
             raise PackageRejected("bad_bag", f"{p} is not listed in the manifest")
+        seen: dict[str, str] = {}
         for p in self.payload:
             if OS_CRUFT.match(posixpath.basename(p)):
                 self.warnings.append(f"{p} is a system file")
+            if fold(p) in seen:
+                self.warnings.append(f"{p} and {seen[fold(p)]} would collide on a case-insensitive disk")
+            seen.setdefault(fold(p), p)
         if self.oxum is not None:
             found = (sum(present[p] for p in self.payload), len(self.payload))
             if found != self.oxum:
@@ -574,7 +578,7 @@ def open_bag(path: Path) -> Bag:
         bag.close()
         raise
     for w in bag.warnings:
-        log.debug("bag_warning path=%s warning=%r", path, w)
+        log.debug("event=bag_warning path=%s warning=%r", path, w)
     return bag
 
 

@@ -66,7 +66,7 @@ def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Recor
             raise PackageRejected("bad_record", f"kiosk.json: {field} data/{rel} is not in the payload")
     if check_expiry and record.expired(clock.now()):
         raise PackageRejected("expired", f"{record.id} expired on {record.expires}")
-    log.debug("package_checked id=%s version=%s key=%s", record.id, record.version, key_name)
+    log.debug("event=package_checked id=%s version=%s key=%s", record.id, record.version, key_name)
     return record
 
 
@@ -187,7 +187,7 @@ def build_package(src: Path, key: Path, out: Path, progress: Progress | None = N
             os.rename(bag_dir, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("package_built id=%s version=%s out=%s files=%d bytes=%d", record.id, record.version, out, len(files), total)
+    log.info("event=package_built id=%s version=%s out=%s files=%d bytes=%d", record.id, record.version, out, len(files), total)
     return out
 
 

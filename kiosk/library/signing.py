@@ -49,7 +49,7 @@ def generate_key(out: Path) -> Path:
     fd = os.open(pub, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(public_pem)
-    log.info("key_generated private=%s public=%s", out, pub)
+    log.info("event=key_generated private=%s public=%s", out, pub)
     return pub
 
 
@@ -127,12 +127,12 @@ def trusted_keys(trust_dir: Path) -> list[tuple[str, Ed25519PublicKey]]:
                 continue
             pk = serialization.load_pem_public_key(data)
         except (OSError, ValueError, TypeError) as e:
-            log.warning("trust_key_unreadable file=%s error=%r", p.name, str(e))
+            log.warning("event=trust_key_unreadable file=%s error=%r", p.name, str(e))
             continue
         if isinstance(pk, Ed25519PublicKey):
             keys.append((p.name, pk))
         else:
-            log.warning("trust_key_not_ed25519 file=%s", p.name)
+            log.warning("event=trust_key_not_ed25519 file=%s", p.name)
     with _lock:
         _cache[key] = (stamp, keys)
     return keys
