@@ -111,3 +111,38 @@ def test_it_reports_a_dead_server_as_unhealthy() -> None:
     from tests.conftest import free_port
 
     assert service.check_health(f"http://127.0.0.1:{free_port()}/healthz", timeout=1) is False
+
+
+@pytest.mark.e2e
+def test_kiosk_run_tells_systemd_it_is_ready_pings_the_watchdog_and_says_when_it_stops(cfg_path: Path, tmp_path: Path) -> None:
+    """The real `kiosk run` as systemd starts it: NOTIFY_SOCKET and WATCHDOG_USEC set."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(60)
+    env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--config", str(cfg_path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        seen: list[str] = []
+        while not any(m.startswith("READY=1") for m in seen) or "WATCHDOG=1" not in seen:
+            seen.append(sock.recv(4096).decode())
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+        sock.settimeout(5)
+        rest: list[str] = []
+        try:
+            while "STOPPING=1" not in rest:
+                rest.append(sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+        assert "STOPPING=1" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        sock.close()
