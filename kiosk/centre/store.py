@@ -46,7 +46,9 @@ class Store:
     @classmethod
     def from_config(cls, cfg: Config) -> "Store":
         """Open the store `centre.db` names (a SQLite path or a postgresql:// URL)."""
-        return cls(str(cfg.path("centre.db")))
+        url = cfg.centre.db
+        # a URL must not go through Path, which would fold its "//"
+        return cls(url if url.startswith(("postgresql://", "postgres://")) else str(cfg.path("centre.db")))
 
     def close(self) -> None:
         """Close its connections."""
