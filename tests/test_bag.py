@@ -338,3 +338,35 @@ def test_it_reads_tars_made_by_gnu_tar(tmp_path: Path, how: str) -> None:
 def test_names_that_differ_only_in_case_are_kept_with_a_warning(tmp_path: Path) -> None:
     folder = plain_bag(tmp_path, {"a.txt": b"one", "A.txt": b"two"})
     assert any("case-insensitive" in w for w in validate_bag(folder))
+
+
+# --- the tag files' text, rule by rule ------------------------------------------------
+
+
+def test_bagit_txt_gives_version_and_encoding() -> None:
+    from kiosk.library.tagfiles import parse_bagit_txt
+
+    warnings: list[str] = []
+    assert parse_bagit_txt(b"BagIt-Version: 0.97\r\nTag-File-Character-Encoding: ISO-8859-1\r\n", warnings) == ((0, 97), "ISO-8859-1")
+    assert warnings == []
+
+
+def test_bag_info_joins_continuation_lines_and_keeps_repeated_labels() -> None:
+    from kiosk.library.tagfiles import parse_bag_info
+
+    info, oxum = parse_bag_info("Contact-Name: A\nExternal-Description: one\n  two\nContact-Name: B\nPayload-Oxum: 12.3\n")
+    assert info == [("Contact-Name", "A"), ("External-Description", "one two"), ("Contact-Name", "B"), ("Payload-Oxum", "12.3")]
+    assert oxum == (12, 3)
+    with pytest.raises(PackageRejected):
+        parse_bag_info("Payload-Oxum: 12\n")
+    with pytest.raises(PackageRejected):
+        parse_bag_info("no colon here\n")
+
+
+def test_manifest_lines_may_use_tabs_and_several_spaces_and_upper_case_hex() -> None:
+    from kiosk.library.tagfiles import parse_manifest
+
+    digest = "AB" * 32
+    text = f"{digest}\t data/a b.txt\n{digest.lower()}    data/c.txt\n\n"
+    got = parse_manifest(text, "manifest-sha256.txt", "sha256", True, (1, 0), [])
+    assert got == {"data/a b.txt": digest.lower(), "data/c.txt": digest.lower()}

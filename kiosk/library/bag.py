@@ -24,6 +24,15 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 from kiosk.errors import PackageRejected, UnsafePath
+from kiosk.library.tagfiles import (  # re-exported: callers know them from here
+    MANIFEST_NAME, check_relpath, decode_path, encode_path, fold, parse_bag_info, parse_bagit_txt,
+    parse_fetch, parse_manifest,
+)
+
+__all__ = [
+    "Bag", "WriteError", "open_bag", "validate_bag", "verify_payload", "hash_stream", "walk_folder",
+    "check_relpath", "decode_path", "encode_path", "OS_CRUFT",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,52 +41,9 @@ Progress = Callable[[int, int, str], None]
 CHUNK = 1 << 20  # 1 MiB reads: hashlib (OpenSSL) runs at full speed, memory stays small
 MAX_TAG_BYTES = 16 << 20  # a tag file (manifest, bag-info) larger than this is not a sane bag
 MAX_FILES = 200_000  # more entries than this is junk, not content
-VERSIONS = {(1, 0), (0, 97), (0, 96), (0, 95), (0, 94), (0, 93)}
 # Files operating systems drop into folders; copying tools lose or add them, so their
 # absence or presence is a warning, never a reason to refuse a bag.
 OS_CRUFT = re.compile(r"^(\.DS_Store|Thumbs\.db|desktop\.ini|ehthumbs\.db|\._.*|\.Spotlight-V100|\.Trashes|\.fseventsd)$", re.I)
-
-_BAGIT_LINE1 = re.compile(r"BagIt-Version: ([0-9]+)\.([0-9]+)")
-_BAGIT_LINE2 = re.compile(r"Tag-File-Character-Encoding: (\S+)")
-_MANIFEST_NAME = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
-_MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(.+)$")
-_LINES = re.compile(r"\r\n|\r|\n")
-_PCT = re.compile(r"%(0[AaDd]|25)")
-
-
-def _split_lines(text: str) -> list[str]:
-    lines = _LINES.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def decode_path(raw: str) -> str:
-    """Undo RFC 8493's percent-encoding of CR, LF and % in manifest paths (and only those)."""
-    return _PCT.sub(lambda m: chr(int(m.group(1), 16)), raw)
-
-
-def encode_path(path: str) -> str:
-    """Percent-encode CR, LF and % for a manifest line (RFC 8493 2.1.3)."""
-    return path.replace("%", "%25").replace("\n", "%0A").replace("\r", "%0D")
-
-
-def check_relpath(path: str, where: str) -> str:
-    """Refuse a bag-relative path that is absolute, climbs out or is otherwise unsafe."""
-    if not path or "\x00" in path:
-        raise UnsafePath(f"empty or NUL path in {where}")
-    if path.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:", path):
-        raise UnsafePath(f"{path!r} in {where} is an absolute path")
-    parts = path.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise UnsafePath(f"{path!r} in {where} is not a plain relative path")
-    return path
-
-
-def fold(path: str) -> str:
-    """The form two names take when a case-insensitive, normalising file system sees them."""
-    return unicodedata.normalize("NFC", path).casefold()
-
 
 @dataclass
 class Bag:
@@ -430,110 +396,6 @@ def _open_tar(path: Path) -> Bag:
         raise
 
 
-def _parse_manifest(bag: Bag, name: str, alg: str, payload: bool) -> dict[str, str]:
-    out: dict[str, str] = {}
-    size = hashlib.new(alg).digest_size * 2
-    for n, line in enumerate(_split_lines(bag._text(name)), 1):
-        if not line.strip():
-            continue
-        m = _MANIFEST_LINE.match(line)
-        if not m or len(m.group(1)) != size:
-            raise PackageRejected("bad_bag", f"{name} line {n} is not '<{alg} hex> <path>'")
-        digest, raw = m.group(1).lower(), m.group(2)
-        if raw.startswith("*"):
-            raw = raw[1:]
-            bag.warnings.append(f"{name} line {n} has md5sum's binary marker '*'")
-        if raw.startswith("./"):
-            raw = raw[2:]
-            bag.warnings.append(f"{name} line {n} starts with './'")
-        rel = check_relpath(decode_path(raw), name)
-        if payload and not rel.startswith("data/"):
-            raise UnsafePath(f"{rel!r} in {name} is outside data/")
-        if not payload and rel.startswith("data/"):
-            raise PackageRejected("bad_bag", f"{name} lists payload file {rel}")
-        if rel in out:
-            if out[rel] != digest:
-                raise PackageRejected("bad_bag", f"{rel} is listed twice in {name} with different hashes")
-            if bag.version >= (1, 0):
-                raise PackageRejected("bad_bag", f"{rel} is listed twice in {name}")
-            bag.warnings.append(f"{rel} is listed twice in {name}")
-        out[rel] = digest
-    return out
-
-
-def _parse_bagit_txt(bag: Bag) -> None:
-    if "bagit.txt" not in bag.tags:
-        raise PackageRejected("bad_bag", "bagit.txt is missing")
-    raw = bag.read_tag("bagit.txt", 4096)
-    if raw.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise PackageRejected("bad_bag", "bagit.txt must not start with a byte-order mark")
-    try:
-        lines = _split_lines(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PackageRejected("bad_bag", "bagit.txt is not UTF-8") from None
-    if any(line != line.rstrip(" \t") for line in lines):
-        bag.warnings.append("bagit.txt has trailing whitespace")
-        lines = [line.rstrip(" \t") for line in lines]
-    m1 = _BAGIT_LINE1.fullmatch(lines[0]) if lines else None
-    m2 = _BAGIT_LINE2.fullmatch(lines[1]) if len(lines) > 1 else None
-    if not m1:
-        raise PackageRejected("bad_bag", "bagit.txt does not start with 'BagIt-Version: M.N'")
-    if not m2:
-        raise PackageRejected("bad_bag", "bagit.txt lacks 'Tag-File-Character-Encoding: ...' as its second line")
-    if len(lines) > 2:
-        raise PackageRejected("bad_bag", "bagit.txt has more than two lines")
-    bag.version = (int(m1.group(1)), int(m1.group(2)))
-    if bag.version not in VERSIONS:
-        raise PackageRejected("bad_bag", f"BagIt version {m1.group(1)}.{m1.group(2)} is not supported")
-    try:
-        codecs.lookup(m2.group(1))
-    except LookupError:
-        raise PackageRejected("bad_bag", f"unknown tag file encoding {m2.group(1)}") from None
-    bag.encoding = m2.group(1)
-
-
-def _parse_bag_info(bag: Bag) -> None:
-    if "bag-info.txt" not in bag.tags:
-        return
-    info: list[tuple[str, str]] = []
-    for n, line in enumerate(_split_lines(bag._text("bag-info.txt")), 1):
-        if not line.strip():
-            continue
-        if line[0] in " \t" and info:
-            info[-1] = (info[-1][0], f"{info[-1][1]} {line.strip()}")
-            continue
-        label, sep, value = line.partition(":")
-        if not sep or not label.strip():
-            raise PackageRejected("bad_bag", f"bag-info.txt line {n} is not 'Label: value'")
-        info.append((label.strip(), value.strip()))
-    bag.bag_info = info
-    oxums = {v for k, v in info if k.lower() == "payload-oxum"}
-    if len(oxums) > 1:
-        raise PackageRejected("bad_bag", "bag-info.txt has more than one Payload-Oxum")
-    if oxums:
-        m = re.fullmatch(r"([0-9]+)\.([0-9]+)", oxums.pop())
-        if not m:
-            raise PackageRejected("bad_bag", "Payload-Oxum is not '<bytes>.<files>'")
-        bag.oxum = (int(m.group(1)), int(m.group(2)))
-
-
-def _parse_fetch(bag: Bag) -> None:
-    if "fetch.txt" not in bag.tags:
-        return
-    for n, line in enumerate(_split_lines(bag._text("fetch.txt")), 1):
-        if not line.strip():
-            continue
-        parts = line.split(None, 2)
-        if len(parts) != 3 or not (parts[1] == "-" or parts[1].isdigit()):
-            raise PackageRejected("bad_bag", f"fetch.txt line {n} is not '<url> <length> <path>'")
-        rel = check_relpath(decode_path(parts[2]), "fetch.txt")
-        if not rel.startswith("data/"):
-            raise UnsafePath(f"{rel!r} in fetch.txt is outside data/")
-        bag.fetch.append(rel)
-    # the box never fetches: a fetch.txt is fine only when its files are already here
-    bag.warnings.append("fetch.txt is ignored; every file must already be in the bag")
-
-
 def open_bag(path: Path) -> Bag:
     """Open a bag (folder or uncompressed .tar) and read its tag files; no payload is read."""
     path = Path(path)
@@ -543,19 +405,23 @@ def open_bag(path: Path) -> Bag:
         raise PackageRejected("bad_bag", f"{path} does not exist") from None
     bag = _open_tar(path) if stat.S_ISREG(st.st_mode) else _open_folder(path)
     try:
-        _parse_bagit_txt(bag)
-        _parse_bag_info(bag)
-        _parse_fetch(bag)
+        if "bagit.txt" not in bag.tags:
+            raise PackageRejected("bad_bag", "bagit.txt is missing")
+        bag.version, bag.encoding = parse_bagit_txt(bag.read_tag("bagit.txt", 4096), bag.warnings)
+        if "bag-info.txt" in bag.tags:
+            bag.bag_info, bag.oxum = parse_bag_info(bag._text("bag-info.txt"))
+        if "fetch.txt" in bag.tags:
+            bag.fetch = parse_fetch(bag._text("fetch.txt"), bag.warnings)
         manifests: dict[str, dict[str, str]] = {}
         for name in sorted(bag.tags):
-            m = _MANIFEST_NAME.match(name)
+            m = MANIFEST_NAME.match(name)
             if not m:
                 continue
             alg = m.group(2).lower()
             if alg not in hashlib.algorithms_guaranteed:
                 bag.warnings.append(f"{name} uses an unknown algorithm; ignored")
                 continue
-            entries = _parse_manifest(bag, name, alg, payload=not m.group(1))
+            entries = parse_manifest(bag._text(name), name, alg, not m.group(1), bag.version, bag.warnings)
             target = bag.tag_manifest if m.group(1) else manifests
             if not m.group(1):
                 manifests[alg] = entries
