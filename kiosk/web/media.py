@@ -30,8 +30,8 @@ _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 _TYPES = {
     ".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".ogv": "video/ogg",
     ".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".ogg": "audio/ogg", ".wav": "audio/wav",
-    ".pdf": "application/pdf", ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
-    ".txt": "text/plain; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+    ".pdf": "application/pdf", ".html": "text/html", ".htm": "text/html",
+    ".txt": "text/plain", ".css": "text/css", ".svg": "image/svg+xml",
     ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
     ".epub": "application/epub+zip", ".json": "application/json",
 }
@@ -75,7 +75,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return parse_etags(header).contains_weak(etag)
 
 
-@bp.route("/media/<item_id>/<int:version>/<path:path>", methods=["GET", "HEAD"])
+@bp.route("/media/<item_id>/<int:version>/<path:path>", methods=["GET", "HEAD"], merge_slashes=False)
 def file(item_id: str, version: int, path: str) -> Any:
     """Serve one payload file of a visible item."""
     segments = path.split("/")
