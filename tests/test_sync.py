@@ -33,6 +33,7 @@ class Centre:
         self.drop_once: dict[str, int] = {}  # path -> bytes sent before the line drops
         self.log: list[tuple[str, str | None]] = []
         self.sent: dict[str, int] = {}
+        self.trickle = 0.0  # seconds between 64 KiB pieces of a package: a slow line
         centre = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,8 +67,16 @@ class Centre:
                     self.close_connection = True
                     self.connection.shutdown(2)  # the line drops mid-body
                     return
-                self.wfile.write(part)
-                centre.sent[self.path] = centre.sent.get(self.path, 0) + len(part)
+                step = 65536 if centre.trickle else len(part) or 1
+                try:
+                    for i in range(0, len(part), step):
+                        self.wfile.write(part[i : i + step])
+                        centre.sent[self.path] = centre.sent.get(self.path, 0) + len(part[i : i + step])
+                        if centre.trickle:
+                            self.wfile.flush()
+                            time.sleep(centre.trickle)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the box hung up (stopped, or its budget was spent)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from kiosk import uplink
+from kiosk.device import history
+from kiosk.library import spool
+from kiosk.library.model import Outcome
+from kiosk.uplink import sync
+
 if TYPE_CHECKING:
     from kiosk.scheduler import Context
 
 log = logging.getLogger(__name__)
 
 
-def spool_scan(ctx: "Context") -> list[Any]:
+def spool_scan(ctx: "Context") -> list[Outcome]:
     """Take complete bags from the satellite spool; quarantine abandoned ones."""
-    from kiosk.library import spool
-
     return spool.scan(ctx.cfg, ctx.library, stop=ctx.stop)
 
 
@@ -32,39 +36,18 @@ def housekeeping(ctx: "Context") -> dict[str, list[str]]:
     return {"expired": expired, "evicted": evicted}
 
 
-def health_sample(ctx: "Context") -> Any:
-    """Record one health sample in the device's history."""
-    history = _optional("kiosk.device.history")
-    if history is None or ctx.hardware is None:
+def health_sample(ctx: "Context") -> dict[str, Any] | None:
+    """Record one health sample in the device's history (and set the status LED)."""
+    if ctx.hardware is None:
         return None
     return history.sample(ctx.cfg, ctx.hardware)
 
 
 def heartbeat(ctx: "Context") -> Any:
     """Write a heartbeat report to the outbox and send what the outbox holds."""
-    if not ctx.cfg.centre.url:
-        return None
-    uplink = _optional("kiosk.uplink")
-    if uplink is None or not hasattr(uplink, "heartbeat_job"):
-        return None
-    return uplink.heartbeat_job(ctx.cfg, ctx.library, ctx.hardware)
+    return uplink.heartbeat_job(ctx.cfg, ctx.library, ctx.hardware, stop=ctx.stop)
 
 
-def telecom_sync(ctx: "Context") -> Any:
+def telecom_sync(ctx: "Context") -> sync.Result:
     """Fetch what the centre's signed index lists and the box lacks, within budget and window."""
-    from kiosk.uplink import sync
-
     return sync.run(ctx.cfg, ctx.library, stop=ctx.stop)
-
-
-def _optional(module: str) -> Any:
-    """Import a part another engineer builds; None only while it does not exist at all."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            log.debug("job module=%s event=absent", module)
-            return None
-        raise
