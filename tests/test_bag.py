@@ -370,3 +370,15 @@ def test_manifest_lines_may_use_tabs_and_several_spaces_and_upper_case_hex() -> 
     text = f"{digest}\t data/a b.txt\n{digest.lower()}    data/c.txt\n\n"
     got = parse_manifest(text, "manifest-sha256.txt", "sha256", True, (1, 0), [])
     assert got == {"data/a b.txt": digest.lower(), "data/c.txt": digest.lower()}
+
+
+def test_a_tar_cut_off_inside_a_payload_file_is_refused_when_opened(tmp_path: Path) -> None:
+    folder = plain_bag(tmp_path, {"big.bin": os.urandom(100_000)})
+    tar = tar_folder(folder, tmp_path / "b.tar")
+    data = tar.read_bytes()
+    with tarfile.open(tar) as t:
+        member = t.getmember("plain/data/big.bin")
+    tar.write_bytes(data[: member.offset_data + 50_000])
+    with pytest.raises(PackageRejected) as e:
+        open_bag(tar)
+    assert e.value.reason == "bad_bag" and "truncated" in e.value.detail

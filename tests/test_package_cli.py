@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -80,8 +81,9 @@ def test_build_refuses_to_overwrite_and_leaves_nothing_half_written(tmp_path: Pa
     with pytest.raises(KioskError):
         build_package(src, key, out)
     assert out.read_bytes() == b"precious"
-    with pytest.raises(KioskError):
-        build_package(src, key, tmp_path / "x.tar") if (src / "kiosk.json").write_text('{"id": "BAD"}') else None
+    (src / "kiosk.json").write_text('{"id": "BAD", "version": 1}')
+    with pytest.raises(PackageRejected):
+        build_package(src, key, tmp_path / "x.tar")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.pem", "k.pem.pub", "out.tar", "src"]
 
 
@@ -144,8 +146,6 @@ def test_a_loc_bagit_bag_with_kiosk_json_and_an_openssl_signature_verifies(tmp_p
         ["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", str(key), "-in", str(bag / "tagmanifest-sha256.txt")],
         capture_output=True, check=True,
     ).stdout
-    import base64
-
     (bag / "signature.ed25519").write_bytes(base64.b64encode(raw_sig) + b"\n")
     assert run("package", "verify", str(bag), "--trust", str(trust)) == 0
     assert verify_package(bag, trust).main == "videos/maize.mp4"

@@ -184,6 +184,7 @@ class Bag:
         extra = {p for p in present if p not in self.payload}
         tolerated = 0
         by_nfc = {unicodedata.normalize("NFC", p): p for p in extra}
+        folded = {fold(k): k for k in self.payload if k in present}
         for m in missing:
             on_disk = by_nfc.get(unicodedata.normalize("NFC", m))
             if on_disk is not None:
@@ -191,7 +192,7 @@ class Bag:
                 extra.discard(on_disk)
                 self.warnings.append(f"{m} is stored under a differently normalised name")
                 continue
-            twin = next((k for k in self.payload if k != m and k in present and fold(k) == fold(m)), None)
+            twin = folded.get(fold(m))
             if twin is not None:
                 if any(self.payload[twin].get(a, d) != d for a, d in self.payload[m].items()):
                     raise PackageRejected("bad_bag", f"{m} and {twin} name the same file with different hashes")
@@ -347,7 +348,11 @@ def _open_tar(path: Path) -> Bag:
             raise PackageRejected("bad_bag", f"{path.name} is a damaged or truncated tar: {e}") from None
         names: dict[str, tarfile.TarInfo] = {}
         dest = "/nonexistent-extract-root"
+        size = os.fstat(tar.fileobj.fileno()).st_size  # type: ignore[union-attr]
         for m in members:
+            if m.isreg() and m.offset_data + m.size > size:
+                # tarfile stops quietly at a cut-off end; a copy still arriving looks like this
+                raise PackageRejected("bad_bag", f"{path.name} is truncated inside {m.name!r}")
             name = _member_name(m)
             if m.issym() or m.islnk():
                 raise UnsafePath(f"tar member {m.name!r} is a link")
