@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 THIN_EVERY_S = 3600.0
 
+# The backlog being sent right now, for the device page's progress (this process only).
+_sending: dict[str, Any] = {}
+
 __all__ = ["heartbeat_job", "status", "report_event", "export_outbox", "write_reports", "Outbox", "CentreClient", "drain"]
 
 
@@ -149,7 +152,13 @@ def heartbeat_job(
             box.set_state(last_thin=clock.now())
         rnd = Round(stopped="no uplink")
         if cfg.centre.url:
-            rnd = drain(cfg, box, newest=seqs, client=client, sleep=sleep, rand=rand, stop=stop)
+            def progress(done: int, total: int) -> None:
+                _sending.update(done=done, total=total, at=clock.now())
+
+            try:
+                rnd = drain(cfg, box, newest=seqs, client=client, sleep=sleep, rand=rand, stop=stop, progress=progress)
+            finally:
+                _sending.clear()
         _mark_requests_sent(cfg, box)
         depth = box.depth()
     log.info("job=heartbeat written=%d sent=%d acked=%d outbox=%d", len(seqs), rnd.sent, rnd.acked, depth)
@@ -198,6 +207,7 @@ def _status_of(cfg: Config, box: Outbox) -> dict[str, Any]:
         "next_attempt": state("next_attempt"),
         "centre_offset_s": state("centre_offset_s"),
         "last_export": state("last_export"),
+        "sending": dict(_sending) or None,  # {"done", "total"} while a backlog is being sent
     }
 
 
@@ -206,6 +216,6 @@ def status(cfg: Config) -> dict[str, Any]:
     if not outbox_path(cfg).exists():
         return {"enabled": bool(cfg.centre.url), "outbox": 0, "last_report_seq": None, "last_report_at": None,
                 "last_sent": None, "last_acked_seq": None, "last_error": None, "last_error_at": None,
-                "failures": 0, "next_attempt": None, "centre_offset_s": None, "last_export": None}
+                "failures": 0, "next_attempt": None, "centre_offset_s": None, "last_export": None, "sending": None}
     with Outbox.of(cfg) as box:
         return _status_of(cfg, box)
