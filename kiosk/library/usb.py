@@ -33,7 +33,7 @@ RECORD = "usb-import.json"
 LOCK = "usb-import.lock"
 WRITE_EVERY_S = 1.0
 NOTICE_FOR_S = 600.0  # the touch screen shows the result this long after the import ended
-MEDIA_ROOTS = ("/run/kiosk/usb", "/media", "/run/media", "/mnt")
+MEDIA_ROOTS = ("/run/kiosk-usb", "/media", "/run/media", "/mnt")  # the first: kiosk-usb-import@.service
 
 
 def content_folder(cfg: Config, path: Path) -> Path | None:
