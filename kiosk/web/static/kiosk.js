@@ -27,6 +27,19 @@
     }, 500);
   }
 
+  // The attract loop: one new arrival after another; fresh from the box every ten minutes.
+  if (page === "attract") {
+    var slides = document.querySelectorAll(".slide"), at = 0;
+    if (slides.length > 1) {
+      setInterval(function () {
+        slides[at].classList.remove("on");
+        at = (at + 1) % slides.length;
+        slides[at].classList.add("on");
+      }, 5000);
+    }
+    setTimeout(function () { location.reload(); }, 600000);
+  }
+
   // Back buttons go back when there is somewhere to go back to, else follow their link.
   document.querySelectorAll("[data-back]").forEach(function (a) {
     a.addEventListener("click", function (e) {
