@@ -45,6 +45,7 @@ MAX_FILES = 200_000  # more entries than this is junk, not content
 # absence or presence is a warning, never a reason to refuse a bag.
 OS_CRUFT = re.compile(r"^(\.DS_Store|Thumbs\.db|desktop\.ini|ehthumbs\.db|\._.*|\.Spotlight-V100|\.Trashes|\.fseventsd)$", re.I)
 
+
 @dataclass
 class Bag:
     """An opened bag: its tag files parsed, its payload listed, nothing hashed."""
@@ -287,10 +288,15 @@ def walk_folder(root: Path, sub: str = "") -> tuple[dict[str, int], set[str]]:
         except FileNotFoundError:
             if rel == sub:
                 return files, dirs
-            raise
+            raise PackageRejected("bad_bag", f"{rel} vanished while being read") from None
+        except OSError as e:
+            raise PackageRejected("bad_bag", f"{rel or root.name} cannot be read: {e.strerror}") from None
         for e in entries:
             name = f"{rel}/{e.name}" if rel else e.name
-            st = e.stat(follow_symlinks=False)
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError as err:
+                raise PackageRejected("bad_bag", f"{name} cannot be read: {err.strerror}") from None
             if stat.S_ISDIR(st.st_mode):
                 dirs.add(name)
                 stack.append(name)
@@ -391,8 +397,6 @@ def _open_tar(path: Path) -> Bag:
                 bag._members[rel] = m
                 if not rel.startswith("data/"):
                     bag.tags[rel] = m.size
-            elif rel == "data" or rel.startswith("data/"):
-                continue
         if not has_data:
             raise PackageRejected("bad_bag", "there is no data/ folder")
         return bag
