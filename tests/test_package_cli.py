@@ -252,3 +252,12 @@ def test_mac_litter_beside_the_tag_files_is_ignored(tmp_path: Path) -> None:
     record = verify_package(make_bag(tmp_path, mutate=litter), trust_dir(tmp_path), warnings=warnings)
     assert record.id == "pig-farming"
     assert any(".DS_Store" in w for w in warnings)
+
+
+def test_build_leaves_system_litter_out_of_the_package(tmp_path: Path) -> None:
+    key = make_key(tmp_path / "k.pem")
+    src = source(tmp_path)
+    (src / ".DS_Store").write_bytes(b"mac")
+    (src / "data/Thumbs.db").write_bytes(b"windows")
+    with open_bag(build_package(src, key, tmp_path / "pkg")) as bag:
+        assert set(bag.payload) == {"data/pigs.mp4", "data/img/poster.jpg", "data/说明 2.txt"}

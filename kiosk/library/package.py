@@ -86,6 +86,8 @@ def verify_package(path: Path, trust_dir: Path, progress: Progress | None = None
 def _payload_files(src: Path) -> tuple[Path, dict[str, int]]:
     """The payload folder and its files (path relative to it -> size)."""
     files, _ = walk_folder(src, "")
+    # system litter (.DS_Store, Thumbs.db) is never content
+    files = {n: size for n, size in files.items() if not OS_CRUFT.match(posixpath.basename(n))}
     if "data" in {n.split("/", 1)[0] for n in files} or (src / "data").is_dir():
         stray = sorted(n for n in files if not n.startswith("data/") and n != RECORD_FILE)
         if stray:
