@@ -185,8 +185,6 @@ def _value(key: str, r: Readings, uplink: dict[str, Any] | None) -> str:
     """The figure shown on a signal's card, in local form."""
     if key == "temperature" and r.temp_c is not None:
         return f"{r.temp_c:.0f} °C"
-    if key == "power" and r.throttled is not None:
-        return f"throttled=0x{r.throttled:x}"
     if key == "disk" and r.disk_percent is not None:
         free = f"，剩余 {r.disk_free / 2**30:.1f} GB" if r.disk_free is not None else ""
         return f"已用 {r.disk_percent:.0f}%{free}"

@@ -302,6 +302,7 @@ def index() -> Any:
         uplink_depth=health.pick(uplink, "outbox", "outbox_depth", "pending"),
         centre_url=cfg.centre.url,
         progress=progress,
+        reason_words=_reason_words(),
         usb_disks=_usb_disks(),
         messages=get_flashed_messages(with_categories=True),
         refresh=bool(progress and progress.get("state") == "importing"),
@@ -357,6 +358,13 @@ def delete(item_id: str) -> Any:
         flash("已删除：" + item_id, "ok")
         log.info("event=admin_delete id=%s", item_id)
     return redirect(url_for("admin.index") + "#items")
+
+
+def _reason_words() -> dict[str, str]:
+    """Rejection reasons in plain Chinese (the library's own words)."""
+    from kiosk.library import quarantine
+
+    return dict(getattr(quarantine, "REASONS_ZH", {}))
 
 
 # --- USB import --------------------------------------------------------------------------
