@@ -305,29 +305,9 @@ def cmd_uplink_export(args: argparse.Namespace) -> int:
 
 def cmd_centre_run(args: argparse.Namespace) -> int:
     """The county centre server."""
-    import signal
+    from kiosk.centre import server
 
-    import waitress
-
-    from kiosk.centre.app import create_centre_app
-
-    cfg = _config(args)
-    app = create_centre_app(cfg)
-    server = waitress.create_server(app, host=cfg.centre.host, port=cfg.centre.port, threads=cfg.web.threads, ident="kiosk-centre")
-
-    def _stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)  # unwinds waitress' loop in the main thread, so the store closes cleanly
-
-    signal.signal(signal.SIGTERM, _stop)
-    print(f"kiosk centre listening on http://{cfg.centre.host}:{server.effective_port}/", flush=True)
-    try:
-        server.run()
-    except SystemExit:
-        pass
-    finally:
-        server.close()
-        app.extensions["centre"]["store"].close()
-    return 0
+    return server.run(_config(args), on_ready=lambda c: print(f"kiosk centre listening on {c.url}", flush=True))
 
 
 def _centre_store(args: argparse.Namespace) -> Any:

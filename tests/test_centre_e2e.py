@@ -55,10 +55,12 @@ class Centre:
         )
         simulate.wait_until_up(self.url)
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, as systemd stops it; the exit code."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=15)
+            return self.proc.wait(timeout=15)
+        return None
 
     def enroll(self, point_id: str, township: str = "") -> str:
         out = self.kiosk("centre", "enroll", point_id, "--name", f"{point_id} 服务点", "--township", township, "--json")
@@ -94,7 +96,7 @@ def centre(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     assert c.kiosk("centre", "add-user", "staff", stdin="good password\n").returncode == 0
     c.start()
     yield c
-    c.stop()
+    assert c.stop() == 0, "the centre must stop cleanly on SIGTERM"
     if schema:
         drop_schema(schema)
 
