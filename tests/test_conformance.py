@@ -104,3 +104,21 @@ def test_the_real_command_judges_a_valid_and_an_invalid_bag() -> None:
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0  # one plain line
+
+
+@pytest.mark.parametrize("bag,ok", CASES)
+def test_the_same_bag_as_a_tar_gets_the_same_verdict(bag: Path, ok: bool, tmp_path: Path) -> None:
+    import tarfile
+
+    from kiosk.errors import PackageRejected
+    from kiosk.library.bag import validate_bag
+
+    tar = tmp_path / f"{bag.name}.tar"
+    with tarfile.open(tar, "w", format=tarfile.PAX_FORMAT) as t:
+        t.add(bag, arcname=bag.name)
+    try:
+        validate_bag(tar)
+        verdict = True
+    except PackageRejected:
+        verdict = False
+    assert verdict == ok
