@@ -211,8 +211,10 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
         if args.bag_only:
             warnings = validate_bag(path, progress=_package_progress())
         else:
-            trust = Path(args.trust) if args.trust else _config(args).path("storage.trust_dir")
-            record = verify_package(path, trust, progress=_package_progress(), warnings=warnings)
+            cfg = _config(args)
+            trust = Path(args.trust) if args.trust else cfg.path("storage.trust_dir")
+            limit = cfg.storage.max_package_mb * (1 << 20)
+            record = verify_package(path, trust, progress=_package_progress(), warnings=warnings, max_bytes=limit)
     except PackageRejected as e:
         print(f"{path}: rejected ({e.reason}): {e.detail}", file=sys.stderr)
         return 1

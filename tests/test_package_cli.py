@@ -261,3 +261,12 @@ def test_build_leaves_system_litter_out_of_the_package(tmp_path: Path) -> None:
     (src / "data/Thumbs.db").write_bytes(b"windows")
     with open_bag(build_package(src, key, tmp_path / "pkg")) as bag:
         assert set(bag.payload) == {"data/pigs.mp4", "data/img/poster.jpg", "data/说明 2.txt"}
+
+
+def test_verify_refuses_a_package_over_the_configured_size_limit(tmp_path: Path, cfg_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    bag = make_bag(tmp_path, files={"video.mp4": b"x" * (2 << 20)})
+    monkeypatch.setenv("KIOSK_STORAGE_MAX_PACKAGE_MB", "1")
+    assert run("package", "verify", str(bag), "--config", str(cfg_path), "--trust", str(trust_dir(tmp_path))) == 1
+    assert "too_large" in capsys.readouterr().err
+    monkeypatch.setenv("KIOSK_STORAGE_MAX_PACKAGE_MB", "3")
+    assert run("package", "verify", str(bag), "--config", str(cfg_path), "--trust", str(trust_dir(tmp_path))) == 0

@@ -70,10 +70,18 @@ def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Recor
     return record
 
 
-def verify_package(path: Path, trust_dir: Path, progress: Progress | None = None, warnings: list[str] | None = None) -> Record:
+def verify_package(
+    path: Path, trust_dir: Path, progress: Progress | None = None, warnings: list[str] | None = None,
+    max_bytes: int | None = None,
+) -> Record:
     """Everything the box checks before accepting a package, writing nothing; the record, or PackageRejected."""
     with open_bag(Path(path)) as bag:
         record = check_package(bag, Path(trust_dir))
+        if max_bytes is not None:
+            sizes = bag.present()
+            size = sum(sizes[p] for p in bag.payload)
+            if size > max_bytes:
+                raise PackageRejected("too_large", f"{size} bytes is over the box's limit of {max_bytes} bytes")
         verify_payload(bag, progress)
         if warnings is not None:
             warnings.extend(bag.warnings)
