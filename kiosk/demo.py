@@ -88,6 +88,31 @@ def start_box(data_dir: Path, port: int = 8080, **config: Any) -> Box:
         raise
 
 
+# --- the county centre part of the demo -------------------------------------------------
+
+CENTRE_USER = "admin"
+CENTRE_PASSWORD = "kiosk-demo"  # printed by the demo; a demo centre only listens on the loopback
+
+
+def start_centre(data_dir: Path, port: int = 8090, points: int = 30, heartbeat_s: int = 30) -> Any:
+    """Start a county centre on the loopback with a staff login and N simulated points reporting."""
+    from kiosk.centre.server import CentreServer
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "centre.toml"
+    path.write_text(
+        f'[storage]\ndata_dir = "{data_dir.as_posix()}"\n\n'
+        f'[centre]\nhost = "127.0.0.1"\nport = {port}\nheartbeat_interval_s = {heartbeat_s}\n'
+        f"offline_after_s = {heartbeat_s * 4}\n",
+        encoding="utf-8",
+    )
+    centre = CentreServer(config_mod.load(path, env={})).start()
+    centre.store.set_user(CENTRE_USER, CENTRE_PASSWORD)
+    if points > 0:
+        centre.simulate(points, days=2, interval_s=heartbeat_s)
+    return centre
+
+
 @dataclass
 class Demo:
     """Everything the demo started, so it can all be stopped together."""
@@ -117,13 +142,21 @@ def run_demo(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     demo = Demo(data_dir=data_dir, temporary=temporary)
     try:
         try:
-            demo.box = start_box(data_dir / "point", port=args.port)
+            centre = start_centre(data_dir / "centre", port=getattr(args, "centre_port", 8090), points=getattr(args, "points", 30))
+        except OSError as e:
+            raise KioskError(f"cannot listen on port {args.centre_port} ({e.strerror}); try --centre-port 0 for a free one") from None
+        demo.others.append(centre)
+        secret = centre.store.enroll("demo-0001", name="示范村服务点", township="城关镇")
+        try:
+            demo.box = start_box(data_dir / "point", port=args.port, centre_url=centre.url.rstrip("/"),
+                                 centre_secret=secret, extra="heartbeat_interval_s = 30\n")
         except OSError as e:
             raise KioskError(f"cannot listen on port {args.port} ({e.strerror}); try --port 0 for a free one") from None
         say("")
         say("Field Kiosk demo is running.")
         say(f"  村级服务点 touch screens (the box):  {demo.box.url}")
         say(f"  device page:                        {demo.box.url}admin")
+        say(f"  县级中心 county centre:               {centre.url}  (login {CENTRE_USER} / {CENTRE_PASSWORD})")
         say(f"  data folder: {data_dir}{' (removed on exit)' if temporary else ''}")
         say("Press Ctrl-C to stop.")
         wait_for_signal(demo.box)

@@ -68,14 +68,14 @@ class CentreServer:
         finally:
             self._stopped.set()
 
-    def simulate(self, points: int, days: float = 1.0, interval_s: float = 30.0) -> None:
+    def simulate(self, points: int, days: float = 1.0, interval_s: float = 30.0, step_s: float = 300.0) -> None:
         """Feed the centre from N simulated points in a background thread until stopped."""
         from kiosk.centre import simulate
 
         def run() -> None:
             try:
                 simulate.run(self.store, self.url, points, days=days, interval_s=interval_s,
-                             step_s=self.cfg.centre.heartbeat_interval_s, stop=self._sim_stop)
+                             step_s=step_s, stop=self._sim_stop)
             except Exception as e:  # the centre itself keeps serving
                 log.warning("simulation stopped error=%r", e)
 
