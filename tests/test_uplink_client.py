@@ -39,6 +39,7 @@ class FakeCentre:
         self.script: list[Any] = []
         self.check_clock = check_clock
         self.refused: list[int] = []
+        self.refuse_all = False
         self.lock = threading.Lock()
         app = Flask(__name__)
 
@@ -59,6 +60,8 @@ class FakeCentre:
             with self.lock:
                 action = self.script.pop(0) if self.script else "ok"
                 self.requests.append([r["seq"] for r in reports])
+            if self.refuse_all or any(r.get("poison") for r in reports):
+                return jsonify(error="bad_report"), 400
             if action == "500":
                 return jsonify(error="database is down"), 500
             if isinstance(action, tuple) and action[0] == "busy":
@@ -102,10 +105,10 @@ def box(cfg: Config, centre: FakeCentre) -> Config:
     return cfg.replace(centre__url=centre.url, centre__secret=SECRET, centre__batch_size=5, centre__reconnect_delay_s=0)
 
 
-def fill(cfg: Config, n: int, kind: str = "beat") -> list[int]:
+def fill(cfg: Config, n: int, kind: str = "beat", **extra: Any) -> list[int]:
     """Write n routine reports straight into the outbox (a line that was down)."""
     with Outbox.of(cfg) as ob:
-        return ob.add([{"v": 1, "kind": kind, "point_id": cfg.point.id, "box_time": clock.now(), "health": {}} for _ in range(n)])
+        return ob.add([{"v": 1, "kind": kind, "point_id": cfg.point.id, "box_time": clock.now(), "health": {}, **extra} for _ in range(n)])
 
 
 def quick_client(cfg: Config) -> CentreClient:
@@ -245,3 +248,35 @@ def test_drain_reports_its_progress(box: Config, centre: FakeCentre) -> None:
     with Outbox.of(box) as ob:
         drain(box, ob, sleep=lambda s: None, progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (11, 11)
+
+
+def test_a_report_the_centre_refuses_as_malformed_is_set_aside_and_the_rest_go_through(box: Config, centre: FakeCentre) -> None:
+    before = fill(box, 3)
+    (bad,) = fill(box, 1, poison=True)
+    after = fill(box, 3)
+    result = heartbeat_job(box, None, FakeHardware(), sleep=lambda s: None)
+    stored = {seq for (_, seq) in centre.stored}
+    assert set(before + after + result["written"]) <= stored and bad not in stored
+    st = status(box)
+    assert st["outbox"] == 1 and st["held"] == 1 and "malformed" in st["last_error"]
+    asked = len(centre.requests)
+    heartbeat_job(box, None, FakeHardware(), sleep=lambda s: None)
+    assert all(bad not in r for r in centre.requests[asked:])  # not sent again by the same software
+
+
+def test_when_the_centre_refuses_every_report_none_is_set_aside(box: Config, centre: FakeCentre) -> None:
+    fill(box, 4)
+    centre.refuse_all = True
+    heartbeat_job(box, None, FakeHardware(), sleep=lambda s: None)
+    st = status(box)
+    assert st["held"] == 0 and st["outbox"] == 6 and st["failures"] == 1
+
+
+def test_a_stop_request_ends_the_pause_after_reconnecting_at_once(box: Config, centre: FakeCentre) -> None:
+    cfg = box.replace(centre__reconnect_delay_s=600)
+    fill(cfg, 4)
+    stop = threading.Event()
+    stop.set()
+    began = time.monotonic()
+    result = heartbeat_job(cfg, None, FakeHardware(), rand=lambda: 1.0, stop=stop)
+    assert time.monotonic() - began < 60 and result["stopped"] == "stop" and result["outbox"] == 4

@@ -15,7 +15,7 @@ import random
 import time
 from typing import Any, Callable
 
-from kiosk import clock
+from kiosk import __version__, clock
 from kiosk.config import Config
 from kiosk.uplink import report
 from kiosk.uplink.client import CentreClient, Round, drain
@@ -146,6 +146,7 @@ def heartbeat_job(
     """Write this round's reports into the outbox and send what waits (when centre.url is set)."""
     with Outbox.of(cfg) as box:
         seqs = write_reports(cfg, box, library, hardware)
+        box.release_held(__version__)
         last_thin = box.state("last_thin") or 0.0
         if not 0 <= clock.now() - float(last_thin) < THIN_EVERY_S:
             box.thin()
@@ -194,14 +195,17 @@ def report_event(cfg: Config, name: str, detail: dict[str, Any] | None = None, h
 
 def _status_of(cfg: Config, box: Outbox) -> dict[str, Any]:
     state = box.state
+    held = box.held()
+    error = state("last_error") or (f"the centre refused {held} report(s) as malformed; kept aside" if held else None)
     return {
         "enabled": bool(cfg.centre.url),
         "outbox": box.depth(),
+        "held": held,
         "last_report_seq": state("last_report_seq"),
         "last_report_at": state("last_report_at"),
         "last_sent": state("last_sent"),
         "last_acked_seq": state("last_acked_seq"),
-        "last_error": state("last_error"),
+        "last_error": error,
         "last_error_at": state("last_error_at"),
         "failures": state("failures", 0),
         "next_attempt": state("next_attempt"),
@@ -214,7 +218,7 @@ def _status_of(cfg: Config, box: Outbox) -> dict[str, Any]:
 def status(cfg: Config) -> dict[str, Any]:
     """The uplink for the device page: last report, last sent, last acknowledged, outbox depth, last error."""
     if not outbox_path(cfg).exists():
-        return {"enabled": bool(cfg.centre.url), "outbox": 0, "last_report_seq": None, "last_report_at": None,
+        return {"enabled": bool(cfg.centre.url), "outbox": 0, "held": 0, "last_report_seq": None, "last_report_at": None,
                 "last_sent": None, "last_acked_seq": None, "last_error": None, "last_error_at": None,
                 "failures": 0, "next_attempt": None, "centre_offset_s": None, "last_export": None, "sending": None}
     with Outbox.of(cfg) as box:

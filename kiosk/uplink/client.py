@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from kiosk import clock, wire
+from kiosk import __version__, clock, wire
 from kiosk.config import Config
 from kiosk.errors import KioskError
 from kiosk.uplink.outbox import Outbox
@@ -157,6 +157,8 @@ def drain(
 ) -> Round:
     """Send the newest reports, then the backlog oldest first, until empty, failure or budget."""
     rnd = Round()
+    if stop is not None and sleep is time.sleep:
+        sleep = stop.wait  # SIGTERM ends a pause at once instead of holding the box's shutdown
     now = clock.now()
     not_before = outbox.state("next_attempt")
     # A box clock that jumped back must not park the uplink for days: honour at most the cap.
@@ -186,7 +188,7 @@ def drain(
             if clock.monotonic() - started > budget_s:
                 rnd.stopped = "budget"
                 break
-            batch = outbox.oldest(after=after, limit=cfg.centre.batch_size)
+            batch = outbox.oldest(after=after, limit=cfg.centre.batch_size, held=False)
             if not batch:
                 break
             if not _send(cfg, outbox, client, batch, rnd, sleep, started, budget_s):
@@ -216,17 +218,7 @@ def _send(cfg: Config, outbox: Outbox, client: CentreClient, batch: list[dict[st
         rnd.sent += len(batch)
         rnd.bytes += answer.sent_bytes
         if answer.status == 200:
-            sent = {r["seq"] for r in batch}
-            acked = sorted(sent.intersection(answer.acked))
-            outbox.acknowledge(acked)
-            rnd.acked += len(acked)
-            rnd.requests += sum(len(r.get("requests") or ()) for r in batch if r["seq"] in acked)
-            state: dict[str, Any] = {"last_sent": clock.now(), "failures": 0, "next_attempt": None}
-            if acked:
-                state["last_acked_seq"] = max(acked)
-                state["last_error"] = None
-            outbox.set_state(**state)
-            if not acked:
+            if not _accepted(outbox, batch, answer, rnd):
                 # Nothing stored: sending the same batch again would loop; try next round.
                 _failed(cfg, outbox, rnd, "the centre acknowledged none of the reports", count=False)
                 return False
@@ -241,8 +233,56 @@ def _send(cfg: Config, outbox: Outbox, client: CentreClient, batch: list[dict[st
             rnd.stopped = "retry_after"
             log.info("event=uplink_retry_after wait_s=%.0f", answer.retry_after)
             return False
+        if answer.status in (400, 413) and len(batch) > 1:
+            return _isolate(cfg, outbox, client, batch, rnd)
         _failed(cfg, outbox, rnd, f"HTTP {answer.status}: {answer.error}")
         return False
+
+
+def _accepted(outbox: Outbox, batch: list[dict[str, Any]], answer: Answer, rnd: Round) -> int:
+    """Delete what the centre acknowledged of `batch`; return how many that was."""
+    acked = sorted({r["seq"] for r in batch}.intersection(answer.acked))
+    outbox.acknowledge(acked)
+    rnd.acked += len(acked)
+    rnd.requests += sum(len(r.get("requests") or ()) for r in batch if r["seq"] in acked)
+    state: dict[str, Any] = {"last_sent": clock.now(), "failures": 0, "next_attempt": None}
+    if acked:
+        state["last_acked_seq"] = max(acked)
+        state["last_error"] = None
+    outbox.set_state(**state)
+    return len(acked)
+
+
+def _isolate(cfg: Config, outbox: Outbox, client: CentreClient, batch: list[dict[str, Any]], rnd: Round) -> bool:
+    """A batch refused as malformed: send its reports one by one and set aside those refused alone.
+
+    Only when some of the batch is accepted is a refusal the report's fault; when all are
+    refused the centre is at odds with every report, and the round ends without holding any.
+    """
+    refused: list[int] = []
+    for report in batch:
+        try:
+            answer = client.post([report])
+        except UplinkError as e:
+            _failed(cfg, outbox, rnd, str(e))
+            return False
+        rnd.sent += 1
+        rnd.bytes += answer.sent_bytes
+        if answer.status in (400, 413):
+            refused.append(report["seq"])
+        elif answer.status != 200:
+            _failed(cfg, outbox, rnd, f"HTTP {answer.status}: {answer.error}")
+            return False
+        else:
+            _accepted(outbox, [report], answer, rnd)
+    if len(refused) == len(batch):
+        _failed(cfg, outbox, rnd, "the centre refuses every report as malformed")
+        return False
+    for seq in refused:
+        outbox.hold(seq, __version__)
+    outbox.set_state(last_error=f"the centre refused {len(refused)} report(s) as malformed; kept aside", last_error_at=clock.now())
+    log.error("event=uplink_reports_held seqs=%s", ",".join(map(str, refused)))
+    return True
 
 
 def _failed(cfg: Config, outbox: Outbox, rnd: Round, error: str, count: bool = True) -> None:

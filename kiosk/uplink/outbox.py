@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS reports (
     kind TEXT NOT NULL,
     created REAL NOT NULL,
     keep INTEGER NOT NULL DEFAULT 0,
+    held INTEGER NOT NULL DEFAULT 0,
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reports_thin ON reports (keep, created);
@@ -236,10 +237,30 @@ class Outbox:
         rows = self._db.execute(f"SELECT body FROM reports WHERE seq IN ({marks}) ORDER BY seq", seqs).fetchall() if seqs else []
         return [json.loads(r[0]) for r in rows]
 
-    def oldest(self, after: int = 0, limit: int = 200) -> list[dict[str, Any]]:
-        """Up to `limit` reports with seq above `after`, oldest first."""
-        rows = self._db.execute("SELECT body FROM reports WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+    def oldest(self, after: int = 0, limit: int = 200, held: bool = True) -> list[dict[str, Any]]:
+        """Up to `limit` reports with seq above `after`, oldest first (without held ones if `held` is False)."""
+        where = "" if held else " AND held = 0"
+        rows = self._db.execute(f"SELECT body FROM reports WHERE seq > ?{where} ORDER BY seq LIMIT ?", (after, limit)).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def hold(self, seq: int, software: str) -> None:
+        """Stop sending a report the centre refuses as malformed; it stays (and is exported) until
+        the software changes, so one bad report cannot block the line or be lost."""
+        with self._lock:
+            self._db.execute("UPDATE reports SET held = 1 WHERE seq = ?", (seq,))
+            self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES ('held_software', ?)", (json.dumps(software),))
+
+    def release_held(self, software: str) -> int:
+        """Send held reports again once the software is another version (the refusal may be fixed)."""
+        if self.state("held_software") in (None, software):
+            return 0
+        with self._lock:
+            n = self._db.execute("UPDATE reports SET held = 0 WHERE held = 1").rowcount
+        return n
+
+    def held(self) -> int:
+        """How many reports the centre refused and wait aside."""
+        return int(self._db.execute("SELECT count(*) FROM reports WHERE held = 1").fetchone()[0])
 
     def carried_ids(self) -> set[int]:
         """Villagers' request ids already riding in a waiting report."""
