@@ -24,9 +24,10 @@ from kiosk.library.model import CATEGORIES, FileEntry, Item
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HISTORY_KEEP = 1000  # ingest outcomes kept for the device page (bounded table)
-SEARCH_POOL = 200  # best FTS matches re-ranked in Python (title exact > prefix > contains)
+MAX_RESULTS = 1000  # a search pages through at most this many results
+SEARCH_POOL = 100  # rows fetched per ranking stage, a multiple of it, so pages stay in one order
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -77,7 +78,8 @@ CREATE TABLE IF NOT EXISTS history (
     reason TEXT,
     detail TEXT NOT NULL DEFAULT ''
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(t, d, pf, pi, tokenize = 'unicode61 remove_diacritics 0');
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
 """
 
 _ITEM_COLS = (
@@ -104,11 +106,36 @@ class Catalogue:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
+        self._cache: dict[tuple[Any, ...], Any] = {}
         db = self.conn()
         db.executescript(_SCHEMA)  # IF NOT EXISTS throughout; executescript commits on its own
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            db.execute("INSERT INTO items_fts(items_fts, rank) VALUES ('rank', 'bm25(10.0, 2.0, 6.0, 4.0)')")
+            self._reindex()
+
+    def _reindex(self) -> None:
+        """(Re)build the search index from the items table (new file, or a new tokenising scheme)."""
+        with self.write() as db:
+            db.execute("DROP TABLE IF EXISTS items_fts")
+            db.execute("CREATE VIRTUAL TABLE items_fts USING fts5(t, d, pf, pi, pi1, tokenize = 'unicode61 remove_diacritics 0')")
+            for r in db.execute("SELECT n, title, description, tags FROM items WHERE kind = 'item'").fetchall():
+                self._index(db, r["n"], r["title"], r["description"], json.loads(r["tags"]))
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _index(self, db: sqlite3.Connection, n: int, title: str, description: str, tags: list[str]) -> None:
+        doc = search.document(title, description, tags)
+        db.execute("INSERT INTO items_fts (rowid, t, d, pf, pi, pi1) VALUES (?,?,?,?,?,?)", (n, doc.t, doc.d, doc.pf, doc.pi, doc.pi1))
+
+    def generation(self) -> int:
+        """A number that changes with every change of what the screens can see."""
+        return self.conn().execute("SELECT v FROM meta WHERE k = 'generation'").fetchone()[0]
+
+    def _cached(self, key: tuple[Any, ...], make: Any) -> Any:
+        full = (*key, self.generation(), today())
+        if full not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[full] = make()
+        return self._cache[full]
 
     # --- connections -------------------------------------------------------------
     def conn(self) -> sqlite3.Connection:
@@ -176,10 +203,11 @@ class Catalogue:
             [(n, f.path, f.size, f.sha256, f.media_type) for f in files],
         )
         if kind == "item":
-            doc = search.document(title, record.description or "", tags)
-            db.execute("INSERT INTO items_fts (rowid, t, d, pf, pi) VALUES (?,?,?,?,?)", (n, doc.t, doc.d, doc.pf, doc.pi))
+            self._index(db, n, title, record.description or "", tags)
+        db.execute("UPDATE meta SET v = v + 1 WHERE k = 'generation'")
 
     def _delete_n(self, db: sqlite3.Connection, n: int) -> None:
+        db.execute("UPDATE meta SET v = v + 1 WHERE k = 'generation'")
         db.execute("DELETE FROM items_fts WHERE rowid = ?", (n,))
         db.execute("DELETE FROM files WHERE n = ?", (n,))
         db.execute("DELETE FROM items WHERE n = ?", (n,))
@@ -267,25 +295,38 @@ class Catalogue:
         return self._items(rows)
 
     def search(self, q: str, category: str | None, limit: int, offset: int) -> list[Item]:
-        """Visible items matching `q`, best first."""
-        expr = search.match_expression(q)
-        if expr is None:
-            return []
-        where, args = "items_fts MATCH ? AND kind = 'item' AND (expires IS NULL OR expires >= ?)", [expr, today()]
+        """Visible items matching `q`: titles starting with it, then titles holding it, then the rest."""
+        query = search.parse_query(q)
+        need = min(offset + limit, MAX_RESULTS)
+        pool = -(-max(need, 1) // SEARCH_POOL) * SEARCH_POOL
+        where, args = "kind = 'item' AND (expires IS NULL OR expires >= ?)", [today()]
         if category:
             where += " AND category = ?"
             args.append(category)
-        pool = max(SEARCH_POOL, offset + limit)
-        rows = self.conn().execute(
-            f"SELECT {', '.join('items.' + c.strip() for c in _ITEM_COLS.split(','))}, items_fts.rank AS rank "
-            f"FROM items_fts JOIN items ON items.n = items_fts.rowid WHERE {where} ORDER BY items_fts.rank LIMIT ?",
-            [*args, pool],
-        ).fetchall()
-        ranked = sorted(rows, key=lambda r: (search.tier(q, r["title"], r["title_py"], r["title_ini"]), r["rank"], -r["published_at"]))
-        return self._items(ranked[offset : offset + limit])
+        cols = ", ".join("items." + c.strip() for c in _ITEM_COLS.split(","))
+        found: list[sqlite3.Row] = []
+        seen: set[int] = set()
+        for expr in (query.start, query.title, query.anywhere):
+            if expr is None or len(found) >= pool:
+                continue
+            # rowid order (newest first) lets FTS5 stop early; no relevance score over every match
+            rows = self.conn().execute(
+                f"SELECT {cols} FROM items_fts JOIN items ON items.n = items_fts.rowid "
+                f"WHERE items_fts MATCH ? AND {where} ORDER BY items_fts.rowid DESC LIMIT ?",
+                [expr, *args, pool + len(found)],
+            ).fetchall()
+            fresh = [r for r in rows if r["n"] not in seen]
+            fresh.sort(key=lambda r: (search.tier(q, r["title"], r["title_py"], r["title_ini"]), -r["n"]))
+            for r in fresh[: pool - len(found)]:
+                seen.add(r["n"])
+                found.append(r)
+        return self._items(found[offset : offset + limit])
 
     def categories(self) -> list[dict[str, Any]]:
-        """Counts and newest publication time per shelf, visible items only."""
+        """Counts and newest publication time per shelf, visible items only (cached until a change)."""
+        return [dict(c) for c in self._cached(("categories",), self._categories)]
+
+    def _categories(self) -> list[dict[str, Any]]:
         rows = self.conn().execute(
             "SELECT category, count(*) AS c, max(published_at) AS newest FROM items "
             "WHERE kind = 'item' AND (expires IS NULL OR expires >= ?) GROUP BY category",
@@ -307,7 +348,10 @@ class Catalogue:
         return FileEntry(r["path"], r["size"], r["sha256"], r["media_type"]) if r else None
 
     def totals(self) -> tuple[int, int]:
-        """(visible items, bytes of every stored package)."""
+        """(visible items, bytes of every stored package), cached until a change."""
+        return self._cached(("totals",), self._totals)
+
+    def _totals(self) -> tuple[int, int]:
         db = self.conn()
         n = db.execute("SELECT count(*) FROM items WHERE kind = 'item' AND (expires IS NULL OR expires >= ?)", (today(),)).fetchone()[0]
         size = db.execute("SELECT coalesce(sum(size), 0) FROM items").fetchone()[0]
