@@ -163,3 +163,27 @@ def test_metrics_and_the_signed_package_index_are_served(centre: Centre) -> None
 
     key = load_private_key(centre.root / "data" / "publisher.pem")
     key.public_key().verify(base64.b64decode(sig.text), index.content)
+
+
+def test_a_real_box_enrolled_reports_is_online_and_offline_once_stopped(centre: Centre, tmp_path: Path) -> None:
+    secret = centre.enroll("e2e-box", township="城关镇")
+    box_cfg = tmp_path / "box.toml"
+    box_cfg.write_text(
+        f'[point]\nid = "e2e-box"\n[storage]\ndata_dir = "{tmp_path / "box"}"\nmin_free_percent = 0\n'
+        f'[web]\nhost = "127.0.0.1"\nport = {free_port()}\n[hardware]\nbackend = "fake"\n'
+        f'[centre]\nurl = "{centre.url}"\nsecret = "{secret}"\nheartbeat_interval_s = 1\n',
+        encoding="utf-8",
+    )
+    box = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--config", str(box_cfg)],
+                           stdout=subprocess.DEVNULL, stderr=open(tmp_path / "box.log", "wb"))
+    try:
+        deadline = time.monotonic() + 60
+        while centre.points()["e2e-box"]["status"] != "online":
+            assert time.monotonic() < deadline, (tmp_path / "box.log").read_text()[-2000:]
+            time.sleep(0.5)
+    finally:
+        box.terminate()
+        box.wait(timeout=30)
+    time.sleep(OFFLINE_AFTER_S + 0.5)
+    point = centre.points()["e2e-box"]
+    assert point["status"] == "offline" and point["last_seq"] >= 1
