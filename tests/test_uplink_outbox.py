@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from kiosk import clock
 from kiosk.clock import FrozenClock
 from kiosk.config import Config
 from kiosk.device.fake import FakeHardware
+from kiosk.library import Library
 from kiosk.library.usage import Usage
 from kiosk.library.wishes import Wishes
 from kiosk.uplink import heartbeat_job, report, status, write_reports
 from kiosk.uplink.outbox import Outbox, merge_usage, outbox_path
+from tests.packages import make_bag, trust_dir
 
 DAY = 86400.0
 
@@ -146,23 +149,22 @@ def test_a_nearly_full_disk_and_under_voltage_are_reported_once_as_they_happen_a
     ]
 
 
-def test_a_beat_carries_health_content_and_the_usage_since_the_previous_beat(cfg: Config) -> None:
-    class Lib:
-        def summary(self) -> dict[str, Any]:
-            return {"items": 12, "bytes": 3_000_000, "last_ingest": 1.0, "quarantined": 1, "free_bytes": 9, "total_bytes": 10}
-
+def test_a_beat_carries_health_content_and_the_usage_since_the_previous_beat(cfg: Config, tmp_path: Path) -> None:
+    lib = Library(cfg.replace(storage__trust_dir=str(trust_dir(tmp_path))))
     usage = Usage(cfg)
     try:
+        assert lib.ingest(make_bag(tmp_path)).outcome == "published"
         with Outbox.of(cfg) as ob:
             usage.record("yangzhu-1", "agriculture", "play", 60)
-            (first,) = ob.get(write_reports(cfg, ob, Lib(), FakeHardware()))[-1:]
+            (first,) = ob.get(write_reports(cfg, ob, lib, FakeHardware()))[-1:]
             usage.record("falv-2", "law", "open")
-            (second,) = ob.get(write_reports(cfg, ob, Lib(), FakeHardware()))[-1:]
+            (second,) = ob.get(write_reports(cfg, ob, lib, FakeHardware()))[-1:]
     finally:
         usage.close()
+        lib.close()
     assert first["kind"] == "beat" and first["point_id"] == "test-point" and first["software"]
     assert first["health"]["temp_c"] == 48.0 and first["boot_id"] and "clock_synced" in first
-    assert first["content"]["items"] == 12 and first["content"]["quarantined"] == 1
+    assert first["content"]["items"] == 1 and first["content"]["bytes"] > 0 and first["content"]["quarantined"] == 0
     assert first["usage"]["by_category"] == {"agriculture": {"opens": 0, "plays": 1, "seconds": 60.0}}
     assert second["usage"]["by_category"] == {"law": {"opens": 1, "plays": 0, "seconds": 0.0}}
 
