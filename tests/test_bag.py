@@ -382,3 +382,30 @@ def test_a_tar_cut_off_inside_a_payload_file_is_refused_when_opened(tmp_path: Pa
     with pytest.raises(PackageRejected) as e:
         open_bag(tar)
     assert e.value.reason == "bad_bag" and "truncated" in e.value.detail
+
+
+def test_a_mangled_tar_is_always_a_plain_rejection_never_a_crash(tmp_path: Path) -> None:
+    import random
+
+    from kiosk.library.package import verify_package
+    from tests.packages import trust_dir
+
+    good = make_bag(tmp_path, files={"a.mp4": b"x" * 3000, "d/b.txt": "中文".encode()}, tar=True).read_bytes()
+    trust = trust_dir(tmp_path)
+    rnd = random.Random(8493)
+    target = tmp_path / "mangled.tar"
+    outcomes = set()
+    for _ in range(300):
+        data = bytearray(good)
+        if rnd.random() < 0.5:
+            for _ in range(rnd.randint(1, 8)):
+                data[rnd.randrange(len(data))] = rnd.randrange(256)
+        else:
+            del data[rnd.randrange(len(data)):]
+        target.write_bytes(bytes(data))
+        try:
+            verify_package(target, trust)
+            outcomes.add("accepted")
+        except PackageRejected as e:
+            outcomes.add(e.reason)
+    assert "bad_bag" in outcomes and len(outcomes) > 2

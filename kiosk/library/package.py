@@ -27,7 +27,6 @@ from kiosk.library.signing import SIGNATURE_FILE, SIGNED_FILE, load_private_key,
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "kiosk.json"
-BUFFER = 1 << 20
 
 
 def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Record:
