@@ -11,6 +11,7 @@ health.sample_interval_s; the device page asks `series()` for sparklines.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sqlite3
 import threading
@@ -93,6 +94,7 @@ class HistoryStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self.writes = 0  # transactions committed, for the bench
+        self._last_cut: int | None = None
 
     def add(self, row: dict[str, float | None], ts: float | None = None) -> None:
         """Keep one sample (at the minute of `ts`, default now); written with the next batch."""
@@ -120,13 +122,14 @@ class HistoryStore:
         try:
             db.execute("BEGIN")
             db.executemany(sql, [(ts, *(row.get(c) for c in cols)) for ts, row in self._buffer])
-            db.execute(
-                f"INSERT OR REPLACE INTO hour (ts, {', '.join(cols)}) "
-                f"SELECT ts / 3600 * 3600 AS h, {aggs} FROM minute WHERE ts < ? GROUP BY h",
-                (minute_cut,),
-            )
-            db.execute("DELETE FROM minute WHERE ts < ?", (minute_cut,))
-            db.execute("DELETE FROM hour WHERE ts < ?", (hour_cut,))
+            if minute_cut != self._last_cut:  # the cut moves once an hour: fold only then
+                db.execute(
+                    f"INSERT OR REPLACE INTO hour (ts, {', '.join(cols)}) "
+                    f"SELECT ts / 3600 * 3600 AS h, {aggs} FROM minute WHERE ts < ? GROUP BY h",
+                    (minute_cut,),
+                )
+                db.execute("DELETE FROM minute WHERE ts < ?", (minute_cut,))
+                db.execute("DELETE FROM hour WHERE ts < ?", (hour_cut,))
             db.execute("COMMIT")
         except sqlite3.Error:
             db.execute("ROLLBACK")
@@ -135,6 +138,7 @@ class HistoryStore:
                 del self._buffer[: self.flush_every]
             return
         self.writes += 1
+        self._last_cut = minute_cut
         self._buffer.clear()
 
     def series(self, column: str, seconds: float, buckets: int, until: float | None = None) -> list[float | None]:
@@ -194,6 +198,8 @@ def open_store(cfg: Config) -> HistoryStore:
     path = (cfg.data_dir / "health.sqlite").resolve()
     with _stores_lock:
         if path not in _stores:
+            if not _stores:
+                atexit.register(close_all)  # `kiosk run` exits normally on SIGTERM: the buffer is written
             _stores[path] = HistoryStore(path)
         return _stores[path]
 
