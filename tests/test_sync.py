@@ -262,3 +262,8 @@ def test_the_window_wraps_midnight():
     assert [h for h in range(24) if sync.in_window("22-06", at(h))] == [0, 1, 2, 3, 4, 5, 22, 23]
     assert [h for h in range(24) if sync.in_window("9-17", at(h))] == list(range(9, 17))
     assert all(sync.in_window("", at(h)) for h in range(24))
+
+
+def test_a_centre_without_a_package_index_is_not_an_error(box, centre):
+    cfg, lib = box
+    assert sync.run(cfg, lib).skipped == "no_index"

@@ -50,6 +50,7 @@ CHUNK = 256 * 1024
 MAX_INDEX_BYTES = 8 << 20
 ATTEMPTS = 3  # tries within one run while a dropped connection still makes progress
 RETRY_LATER = {"no_space"}  # rejections that may go away; the rest are final for that package
+RETRY_AFTER_S = 86400.0
 _ID = re.compile(r"^[a-z0-9._-]{1,64}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _lock = threading.Lock()
@@ -74,7 +75,7 @@ class Entry:
 class Result:
     """What one sync run did."""
 
-    skipped: str | None = None  # disabled, window, budget, stale_index
+    skipped: str | None = None  # disabled, window, budget, stale_index, no_index
     outcomes: list[Outcome] = field(default_factory=list)
     downloaded: int = 0
     pending: int = 0
@@ -101,7 +102,11 @@ def _run(cfg: Config, library: Any, state: dict[str, Any], stop: threading.Event
     if _budget_left(cfg, state) <= 0:
         result.skipped = "budget"
         return result
-    generated, entries = fetch_index(cfg, session, state)
+    try:
+        generated, entries = fetch_index(cfg, session, state)
+    except NoIndex:
+        result.skipped = "no_index"
+        return result
     if generated < state.get("generated", 0):
         log.warning("event=sync_index_refused reason=older generated=%s last=%s", generated, state["generated"])
         result.skipped = "stale_index"
@@ -159,9 +164,16 @@ def _entry(p: dict[str, Any]) -> Entry:
     return e
 
 
+class NoIndex(KioskError):
+    """The centre publishes no package index (404): nothing to fetch, and nothing wrong."""
+
+
 def _get_small(session: requests.Session, url: str, timeout: float) -> bytes:
     r = session.get(url, timeout=timeout, stream=True)
     try:
+        if r.status_code == 404:
+            log.info("event=sync_no_index url=%s", url)
+            raise NoIndex(f"{url} is not there")
         r.raise_for_status()
         body = r.raw.read(MAX_INDEX_BYTES + 1, decode_content=True)
     finally:
@@ -172,8 +184,10 @@ def _get_small(session: requests.Session, url: str, timeout: float) -> bytes:
 
 
 def _have(library: Any, state: dict[str, Any], e: Entry) -> bool:
-    if e.tagmanifest_sha256 in state["done"]:
-        return True
+    """Handled before (published, even if evicted since; or refused), or a newer version is here."""
+    done = state["done"].get(e.tagmanifest_sha256)
+    if done is not None:
+        return clock.now() < done.get("retry_at", float("inf"))
     try:
         return library.item(e.id).version >= e.version
     except NotFound:
@@ -264,8 +278,10 @@ def _ingest(cfg: Config, library: Any, state: dict[str, Any], e: Entry, path: Pa
             outcome = library.ingest(path, source="telecom")
     finally:
         path.unlink(missing_ok=True)
-    if outcome.outcome != "rejected" or outcome.reason not in RETRY_LATER:
-        state["done"][e.tagmanifest_sha256] = {"id": e.id, "version": e.version, "outcome": outcome.outcome, "reason": outcome.reason, "at": clock.now()}
+    done = {"id": e.id, "version": e.version, "outcome": outcome.outcome, "reason": outcome.reason, "at": clock.now()}
+    if outcome.rejected and outcome.reason in RETRY_LATER:
+        done["retry_at"] = clock.now() + RETRY_AFTER_S  # not every hour: each try costs the download
+    state["done"][e.tagmanifest_sha256] = done
     log.info("event=sync_ingested id=%s version=%s outcome=%s reason=%s", e.id, e.version, outcome.outcome, outcome.reason)
     return outcome
 
