@@ -117,3 +117,10 @@ def test_a_play_report_from_another_site_is_refused_and_not_recorded(client) -> 
 
 def test_a_play_report_for_an_unknown_item_is_404(client) -> None:  # type: ignore[no-untyped-def]
     assert client.post("/api/v1/plays", json={"item": "nope", "seconds": 3}).status_code == 404
+
+
+def test_serving_a_file_does_not_keep_its_item_from_eviction(client, library: Library) -> None:  # type: ignore[no-untyped-def]
+    r = client.get("/media/corn/1/a.html")
+    assert r.status_code == 200 and "玉米" in r.get_data(as_text=True)
+    r.close()
+    assert library._open.ids() == set()

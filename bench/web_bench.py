@@ -1,0 +1,171 @@
+"""Screens with 100,000 items: p95 server time of home, a topic page and search, each against
+serving a static file of the same size from the same server; and first contentful paint of home.
+
+    .venv/bin/python bench/web_bench.py [--items 100000] [--rounds 200] [--no-browser]
+
+The catalogue is filled directly through Catalogue.put (the real search index), the
+same-size files are published through a real signed package, and the box runs as
+`kiosk run` does (waitress on loopback). Times are taken by a keep-alive client on the
+loopback, so both sides of each ratio pay the same transport cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.catalogue_bench import ENGLISH, WORDS  # noqa: E402
+from kiosk import config as config_mod  # noqa: E402
+from kiosk.box import Box  # noqa: E402
+from kiosk.library import Library  # noqa: E402
+from kiosk.library.model import CATEGORIES, FileEntry  # noqa: E402
+from kiosk.library.package import build_package  # noqa: E402
+from kiosk.library.signing import generate_key  # noqa: E402
+
+PAGES = {
+    "home": "/",
+    "topic page": "/topic/agriculture",
+    "topic page 10": "/topic/health?page=10",
+    "search page (yz)": "/search?q=yz",
+    "search API (养猪)": "/api/v1/items?q=%E5%85%BB%E7%8C%AA&limit=24",
+    "search API (yumi)": "/api/v1/items?q=yumi&limit=24",
+    "search API (yz)": "/api/v1/items?q=yz&limit=24",
+}
+
+
+def fill(library: Library, n: int, seed: int = 1) -> None:
+    """Put `n` plausible items into the open library's catalogue."""
+    rnd = random.Random(seed)
+    cat = library.catalogue
+    t0 = time.perf_counter()
+    for start in range(0, n, 2000):
+        with cat.write() as db:
+            for i in range(start, min(n, start + 2000)):
+                title = "".join(rnd.sample(WORDS, rnd.randint(2, 4))) + f"第{rnd.randint(1, 30)}讲"
+                if rnd.random() < 0.1:
+                    title += " " + rnd.choice(ENGLISH)
+                desc = "，".join("".join(rnd.sample(WORDS, rnd.randint(2, 4))) for _ in range(rnd.randint(2, 6))) + "。"
+                rec = SimpleNamespace(
+                    id=f"item-{i:06d}", version=1, title=title, description=desc,
+                    category=rnd.choice(CATEGORIES), language="zh-CN", tags=tuple(rnd.sample(WORDS, 2)),
+                    main="video.mp4", poster="poster.jpg", priority=5, expires=None,
+                )
+                files = [FileEntry("video.mp4", 50_000_000, "0" * 64, "video/mp4"), FileEntry("poster.jpg", 40_000, "1" * 64, "image/jpeg")]
+                cat.put(db, rec, files, 1_700_000_000 + i)
+        print(f"\rfilling {min(n, start + 2000):,}/{n:,} items", end="", file=sys.stderr)
+    print(f"\nfilled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+def publish_same_size_files(library: Library, cfg: config_mod.Config, work: Path, sizes: dict[str, int]) -> dict[str, str]:
+    """A signed package holding one file of each page's size; returns page name -> its media URL."""
+    key = work / "key.pem"
+    generate_key(key)
+    trust = cfg.path("storage.trust_dir")
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "bench.pub").write_bytes(key.with_name("key.pem.pub").read_bytes())
+    src = work / "pad"
+    (src / "data").mkdir(parents=True)
+    names = {}
+    for i, (page, size) in enumerate(sizes.items()):
+        name = f"pad{i}.html"
+        (src / "data" / name).write_bytes(b"x" * size)
+        names[page] = name
+    (src / "kiosk.json").write_text(
+        '{"id": "zz-bench-pad", "version": 1, "title": "bench", "description": "", "category": "other", "main": "pad0.html"}',
+        encoding="utf-8",
+    )
+    out = build_package(src, key, work / "pad.tar")
+    outcome = library.ingest(out)
+    assert outcome.outcome == "published", outcome
+    return {page: f"/media/zz-bench-pad/1/{name}" for page, name in names.items()}
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[18]
+
+
+def time_get(session: requests.Session, url: str, rounds: int) -> list[float]:
+    """Seconds per GET (body read), after a few warm-up requests."""
+    for _ in range(5):
+        session.get(url).content
+    out = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        r = session.get(url)
+        _ = r.content
+        out.append(time.perf_counter() - t0)
+        assert r.status_code == 200, (url, r.status_code)
+    return out
+
+
+def first_contentful_paint(url: str, sizes: list[tuple[int, int]], runs: int = 5) -> dict[str, float]:
+    """Median FCP of `url` in Debian's Chromium, a fresh context (cold cache) per run."""
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"]
+    out = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        for w, h in sizes:
+            fcps = []
+            for _ in range(runs):
+                ctx = browser.new_context(viewport={"width": w, "height": h})
+                page = ctx.new_page()
+                page.goto(url)
+                page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
+                fcps.append(page.evaluate("performance.getEntriesByName('first-contentful-paint')[0].startTime"))
+                ctx.close()
+            out[f"{w}x{h}"] = statistics.median(fcps)
+        browser.close()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--no-browser", action="store_true", help="skip the first-paint figure")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="web-bench-") as tmp:
+        work = Path(tmp)
+        cfg = config_mod.load(None, env={
+            "KIOSK_STORAGE_DATA_DIR": str(work / "data"), "KIOSK_STORAGE_MIN_FREE_PERCENT": "0",
+            "KIOSK_WEB_HOST": "127.0.0.1", "KIOSK_WEB_PORT": "0", "KIOSK_HARDWARE_BACKEND": "fake",
+        })
+        library = Library(cfg)
+        fill(library, args.items)
+        box = Box(cfg, library=library, with_scheduler=False).start()
+        try:
+            base = box.url.rstrip("/")
+            session = requests.Session()
+            sizes = {name: len(session.get(base + path).content) for name, path in PAGES.items()}
+            statics = publish_same_size_files(library, cfg, work, sizes)
+            print(f"web bench: {args.items:,} items, {args.rounds} sequential keep-alive GETs each, p95 over loopback")
+            print(f"{'page':<22}{'bytes':>8}{'p95 ms':>9}{'static p95 ms':>15}{'ratio':>8}")
+            for name, path in PAGES.items():
+                page_t = p95(time_get(session, base + path, args.rounds))
+                static_t = p95(time_get(session, base + statics[name], args.rounds))
+                print(f"{name:<22}{sizes[name]:>8}{page_t * 1000:>9.1f}{static_t * 1000:>15.1f}{page_t / static_t:>8.2f}")
+            print("targets: p95 <= 50 ms and ratio <= 3")
+            if not args.no_browser:
+                fcp = first_contentful_paint(box.url, [(800, 480), (1280, 800), (480, 800)])
+                for size, ms in fcp.items():
+                    print(f"first contentful paint of home at {size}: {ms:.0f} ms (median of 5, cold cache; target <= 1000 ms)")
+        finally:
+            box.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
