@@ -62,9 +62,10 @@ def test_the_lowest_priority_goes_first_then_the_least_recently_opened(lib: Libr
         c.advance(3600)
         small_disk(lib)  # 7 packages of ~10.5 kB: about 26 kB free of 100 kB, under the 30 % wanted
         evicted = lib.evict()
+        later = c.now() + 86400
     assert evicted == ["old-news"]
     assert lib.store.usage()[0] >= 30_000
-    order = [r["id"] for r in eviction.candidates(lib.catalogue.rows(), "2000-01-01", clock.now() + 86400, set())]
+    order = [r["id"] for r in eviction.candidates(lib.catalogue.rows(), "2000-01-01", later, set())]
     assert order == ["seen-long-ago", "x", "y", "z", "seen-lately", "keep"]
 
 
