@@ -25,12 +25,15 @@ loss. A report, as the box writes it (fields absent or None when unknown):
      "event": one of EVENT_TYPES, "detail": {...}          (kind "event" only)
      "health": {"temp_c", "throttled", "under_voltage", "cpu_percent", "load1",
                 "memory_percent", "disk_percent", "disk_free", "disk_total",
-                "root_readonly", "display_restarts"},     (beats; events carry it too)
+                "root_readonly", "display_restarts", "display_failed", "ext4_errors",
+                "status": "ok" | "warning" | "fault", "problems": [state id, ...]},
+                                                          (beats; events carry it too)
      "content": {"items", "bytes", "last_ingest", "quarantined", "free_bytes", "total_bytes"},
      "usage": {"since", "until", "opens", "plays", "seconds",
                "by_category": {category: {"opens", "plays", "seconds"}},
                "top_items": [{"id", "count"}]},           (since the previous beat)
-     "requests": [{"id": int, "at": float, "topic": str, "text": str}]}
+     "requests": [{"id": int, "at": float, "topic": str, "text": str}],
+     "thinned": int}                                      (beats that absorbed thinned ones)
 
 Every report is under 1 KiB once gzipped. When old beats are thinned on the box,
 the usage of the dropped ones is added into the beat that is kept, so usage

@@ -17,7 +17,7 @@ from kiosk.config import Config
 from kiosk.device.fake import FakeHardware
 from kiosk.uplink import client as client_mod
 from kiosk.uplink import heartbeat_job, status
-from kiosk.uplink.client import CentreClient, backoff_s, drain, retry_after_seconds
+from kiosk.uplink.client import backoff_s, drain, retry_after_seconds
 from kiosk.uplink.outbox import Outbox
 from tests.conftest import free_port
 
@@ -109,11 +109,6 @@ def fill(cfg: Config, n: int, kind: str = "beat", **extra: Any) -> list[int]:
     """Write n routine reports straight into the outbox (a line that was down)."""
     with Outbox.of(cfg) as ob:
         return ob.add([{"v": 1, "kind": kind, "point_id": cfg.point.id, "box_time": clock.now(), "health": {}, **extra} for _ in range(n)])
-
-
-def quick_client(cfg: Config) -> CentreClient:
-    c = CentreClient(cfg)
-    return c
 
 
 def test_the_newest_report_goes_first_then_the_backlog_oldest_first_in_batches(box: Config, centre: FakeCentre) -> None:
