@@ -105,6 +105,8 @@ class Outbox:
         self._lock = _lock_for(path)
         try:
             self._db = self._open()
+        except sqlite3.OperationalError:
+            raise  # busy or unreadable: not corrupt, so nothing is moved aside
         except sqlite3.DatabaseError as e:
             # A corrupt outbox must not stop the box from reporting: keep it aside for
             # a person to look at and start a fresh one (the sequence file carries on).
