@@ -270,3 +270,37 @@ def test_verify_refuses_a_package_over_the_configured_size_limit(tmp_path: Path,
     assert "too_large" in capsys.readouterr().err
     monkeypatch.setenv("KIOSK_STORAGE_MAX_PACKAGE_MB", "3")
     assert run("package", "verify", str(bag), "--config", str(cfg_path), "--trust", str(trust_dir(tmp_path))) == 0
+
+
+@pytest.mark.parametrize("out", ["odd", "odd.tar"])
+def test_odd_file_names_survive_build_and_verify(tmp_path: Path, out: str) -> None:
+    key = make_key(tmp_path / "k.pem")
+    trust = tmp_path / "trust"
+    trust_key(key, trust)
+    src = tmp_path / "src"
+    names = ["50% off.mp4", "line\nbreak.txt", "carriage\rreturn.txt", "back\\slash.txt", "空格 文件.mp4", "~tilde", "%0A literally"]
+    (src / "data").mkdir(parents=True)
+    for n in names:
+        (src / "data" / n).write_bytes(n.encode())
+    (src / "kiosk.json").write_text(json.dumps({"id": "odd", "version": 1, "title": "t", "main": "50% off.mp4"}))
+    build_package(src, key, tmp_path / out)
+    assert verify_package(tmp_path / out, trust).main == "50% off.mp4"
+    with open_bag(tmp_path / out) as bag:
+        assert set(bag.payload) == {f"data/{n}" for n in names}
+
+
+def test_a_loc_bag_with_percent_signs_in_names_verifies(tmp_path: Path) -> None:
+    # bagit-python writes '%' unencoded (RFC 8493 wants %25); such names must still match
+    bagit = pytest.importorskip("bagit")
+    bag = tmp_path / "loc"
+    bag.mkdir()
+    for n in ("50% off.mp4", "%25 literally.txt", "%0A literally.txt"):
+        (bag / n).write_bytes(n.encode())
+    bagit.make_bag(str(bag), checksums=["sha256"])
+    (bag / "kiosk.json").write_text(json.dumps({"id": "pct", "version": 1, "title": "t", "main": "%25 literally.txt"}))
+    key = tmp_path / "keys" / "publisher.pem"
+    trust_dir(tmp_path)
+    resign(bag, key)
+    warnings: list[str] = []
+    assert verify_package(bag, trust_dir(tmp_path), warnings=warnings).id == "pct"
+    assert any("percent" in w for w in warnings)

@@ -66,6 +66,7 @@ class Bag:
     _members: dict[str, tarfile.TarInfo] = field(default_factory=dict)
     _root: str = ""
     _cache: dict[str, bytes] = field(default_factory=dict)
+    _undecoded: dict[str, str] = field(default_factory=dict)  # decoded name -> name as written
 
     # --- the small files ----------------------------------------------------------
     @property
@@ -187,6 +188,12 @@ class Bag:
         by_nfc = {unicodedata.normalize("NFC", p): p for p in extra}
         folded = {fold(k): k for k in self.payload if k in present}
         for m in missing:
+            as_written = self._undecoded.get(m)
+            if as_written in extra:
+                self.payload[as_written] = self.payload.pop(m)
+                extra.discard(as_written)
+                self.warnings.append(f"{as_written} is listed without percent-encoding its '%'")
+                continue
             on_disk = by_nfc.get(unicodedata.normalize("NFC", m))
             if on_disk is not None:
                 self.payload[on_disk] = self.payload.pop(m)
@@ -430,7 +437,10 @@ def open_bag(path: Path) -> Bag:
             if alg not in hashlib.algorithms_guaranteed:
                 bag.warnings.append(f"{name} uses an unknown algorithm; ignored")
                 continue
-            entries = parse_manifest(bag._text(name), name, alg, not m.group(1), bag.version, bag.warnings)
+            entries = parse_manifest(
+                bag._text(name), name, alg, not m.group(1), bag.version, bag.warnings,
+                None if m.group(1) else bag._undecoded,
+            )
             target = bag.tag_manifest if m.group(1) else manifests
             if not m.group(1):
                 manifests[alg] = entries

@@ -57,8 +57,15 @@ def fold(path: str) -> str:
     return unicodedata.normalize("NFC", path).casefold()
 
 
-def parse_manifest(text: str, name: str, alg: str, payload: bool, version: tuple[int, int], warnings: list[str]) -> dict[str, str]:
-    """One manifest's entries (path -> hex digest), paths checked; `payload` ones must be under data/."""
+def parse_manifest(
+    text: str, name: str, alg: str, payload: bool, version: tuple[int, int], warnings: list[str],
+    undecoded: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """One manifest's entries (path -> hex digest), paths checked; `payload` ones must be under data/.
+
+    `undecoded` collects the path as written where percent-decoding changed it: older
+    tools (bagit-python among them) do not encode `%`, so a name may mean itself.
+    """
     out: dict[str, str] = {}
     size = hashlib.new(alg).digest_size * 2
     for n, line in enumerate(split_lines(text), 1):
@@ -75,6 +82,8 @@ def parse_manifest(text: str, name: str, alg: str, payload: bool, version: tuple
             raw = raw[2:]
             warnings.append(f"{name} line {n} starts with './'")
         rel = check_relpath(decode_path(raw), name)
+        if undecoded is not None and rel != raw:
+            undecoded[rel] = check_relpath(raw, name)
         if payload and not rel.startswith("data/"):
             raise UnsafePath(f"{rel!r} in {name} is outside data/")
         if not payload and rel.startswith("data/"):
