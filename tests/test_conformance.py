@@ -9,6 +9,7 @@ disagree with the suite.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,7 +95,9 @@ def test_loc_bagit_agrees_on_the_same_bags(bag: Path, ok: bool) -> None:
 def test_the_real_command_judges_a_valid_and_an_invalid_bag() -> None:
     if SUITE is None:
         pytest.skip("bagit-conformance suite not found")
-    cmd = [sys.executable, "-m", "kiosk.cli", "package", "verify", "--bag-only"]
+    script = shutil.which("kiosk", path=str(Path(sys.executable).parent))
+    cmd = [script] if script else [sys.executable, "-m", "kiosk.cli"]
+    cmd += ["package", "verify", "--bag-only"]
     good = subprocess.run([*cmd, str(SUITE / "v1.0/valid/basicBag")], capture_output=True, text=True, timeout=60)
     bad = subprocess.run(
         [*cmd, str(SUITE / "v1.0/invalid/same-filename-listed-twice-with-the-same-hash")],
