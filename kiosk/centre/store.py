@@ -142,16 +142,8 @@ class Store:
                 new.extend(int(r[0]) for r in cur.fetchall())
             if new:
                 plays, asks = _facts(point_id, [(by_seq[s], rows_at) for s, rows_at in _at_by_seq(rows, new)])
-                cur.executemany(
-                    "INSERT INTO plays (point, seq, category, month, opens, plays) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (point, seq, category) DO NOTHING",
-                    plays,
-                )
-                cur.executemany(
-                    "INSERT INTO requests (point, rid, seq, at, month, topic, text) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (point, rid) DO NOTHING",
-                    asks,
-                )
+                _insert_rows(cur, "plays (point, seq, category, month, opens, plays)", plays, "(point, seq, category)")
+                _insert_rows(cur, "requests (point, rid, seq, at, month, topic, text)", asks, "(point, rid)")
                 newest = by_seq[max(new)]
                 cur.execute(
                     "UPDATE points SET last_seen = ?, "
@@ -246,6 +238,18 @@ class Store:
 
 
 # --- turning reports into rows ------------------------------------------------------------
+
+
+def _insert_rows(cur: Any, target: str, rows: list[tuple[Any, ...]], key: str) -> None:
+    """Multi-row INSERT ... ON CONFLICT DO NOTHING: one round trip per chunk, on both backends."""
+    if not rows:
+        return
+    width = len(rows[0])
+    step = max(1, 6000 // width)
+    for i in range(0, len(rows), step):
+        chunk = rows[i : i + step]
+        values = ",".join(["(" + ",".join("?" * width) + ")"] * len(chunk))
+        cur.execute(f"INSERT INTO {target} VALUES {values} ON CONFLICT {key} DO NOTHING", [v for row in chunk for v in row])
 
 
 def _json(value: Any) -> str | None:
