@@ -255,3 +255,14 @@ def test_a_withdrawal_received_by_satellite_takes_the_item_off_the_screens(box, 
     [again] = spool.scan(cfg, lib)
     assert again.outcome == "rejected" and again.reason == "withdrawn"
     assert list(_spool(cfg).iterdir()) == []
+
+
+def test_a_damaged_state_file_costs_one_settle_period_and_nothing_else(box, tmp_path):
+    cfg, lib = box
+    (cfg.data_dir / spool.STATE_FILE).write_text("{not json")
+    shutil.copytree(make_bag(tmp_path, oxum=False), _spool(cfg) / "bag")
+    with clock.use(clock.FrozenClock()) as frozen:
+        assert spool.scan(cfg, lib) == []
+        frozen.advance(cfg.storage.spool_settle_s)
+        assert [o.outcome for o in spool.scan(cfg, lib)] == ["published"]
+    assert json.loads((cfg.data_dir / spool.STATE_FILE).read_text())["entries"] == {}
