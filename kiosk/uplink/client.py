@@ -177,7 +177,7 @@ def drain(
             if batch and not _send(cfg, outbox, client, batch, rnd, sleep, started, budget_s):
                 return rnd
         if was_down and outbox.depth() and cfg.centre.reconnect_delay_s > 0:
-            delay = rand() * cfg.centre.reconnect_delay_s
+            delay = rand() * min(cfg.centre.reconnect_delay_s, budget_s / 2)  # the pause leaves time to send
             log.info("event=uplink_reconnected backlog=%d wait_s=%.1f", outbox.depth(), delay)
             sleep(delay)
         after = 0
