@@ -88,10 +88,14 @@ def run(cfg: Config, library: Any, stop: threading.Event | None = None, session:
     stop = stop or threading.Event()
     with _lock:
         state = _load(cfg)
+        own = session is None
+        session = session or requests.Session()
         try:
-            return _run(cfg, library, state, stop, session or requests.Session())
+            return _run(cfg, library, state, stop, session)
         finally:
             _save(cfg, state)
+            if own:
+                session.close()
 
 
 def _run(cfg: Config, library: Any, state: dict[str, Any], stop: threading.Event, session: requests.Session) -> Result:
