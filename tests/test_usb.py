@@ -151,3 +151,24 @@ def test_the_mount_point_or_the_kiosk_folder_itself_may_be_given(box, tmp_path):
     assert usb.content_folder(cfg, disk / "kiosk") == disk / "kiosk"
     assert [o.outcome for o in usb.import_folder(cfg, lib, disk / "kiosk")] == ["published"]
     assert usb.candidates(cfg, roots=(str(tmp_path),)) == [disk]
+
+
+SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
+
+
+def test_the_udev_rule_starts_the_import_unit_which_mounts_read_only_and_imports(tmp_path):
+    rule = (SYSTEMD / "90-kiosk-usb.rules").read_text()
+    assert 'ENV{SYSTEMD_WANTS}+="kiosk-usb-import@%k.service"' in rule
+    assert "restart kiosk-usb-import@%k.service" in rule  # discs
+    unit = (SYSTEMD / "kiosk-usb-import@.service").read_text()
+    mount = next(line for line in unit.splitlines() if " /bin/mount " in line)
+    assert "-o ro," in mount
+    assert "kiosk ingest --source usb" in unit and "BindsTo=dev-%i.device" in unit
+    if shutil.which("systemd-analyze"):
+        copy = tmp_path / "kiosk-usb-import@.service"
+        copy.write_text(unit.replace("/opt/kiosk/bin/kiosk", "/usr/bin/true"))
+        import subprocess
+
+        done = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "kiosk-usb-import@sdb1.service")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
