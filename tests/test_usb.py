@@ -161,7 +161,7 @@ def test_the_udev_rule_starts_the_import_unit_which_mounts_read_only_and_imports
     assert 'ENV{SYSTEMD_WANTS}+="kiosk-usb-import@%k.service"' in rule
     assert "restart kiosk-usb-import@%k.service" in rule  # discs
     unit = (SYSTEMD / "kiosk-usb-import@.service").read_text()
-    mount = next(line for line in unit.splitlines() if " /bin/mount " in line)
+    mount = next(line for line in unit.splitlines() if "/bin/mount " in line)
     assert "-o ro," in mount
     assert "kiosk ingest --source usb" in unit and "BindsTo=dev-%i.device" in unit
     if shutil.which("systemd-analyze"):
