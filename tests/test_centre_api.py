@@ -201,3 +201,19 @@ def test_usage_and_requests_export_as_csv_and_a_printable_report(centre) -> None
     report_page = client.get("/report").get_data(as_text=True)
     assert "城关镇" in report_page and "高血压怎么吃药" in report_page
     assert client.get("/usage.csv?by=nonsense").status_code == 400
+
+
+def test_a_busy_database_answers_503_with_retry_after_and_stores_nothing(centre, monkeypatch) -> None:
+    import sqlite3
+
+    app, store = centre
+    secret = store.enroll("p1")
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "ingest", locked)
+    r = post(app.test_client(), "p1", secret, [report("p1", 1)])
+    assert r.status_code == 503 and r.headers["Retry-After"] == "30" and r.json["error"] == "busy"
+    monkeypatch.undo()
+    assert store.report_count() == 0

@@ -15,6 +15,7 @@ from kiosk.centre.auth import staff_or_token
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+BUSY_RETRY_AFTER_S = 30
 metrics_bp = Blueprint("metrics", __name__)
 
 
@@ -31,13 +32,29 @@ def heartbeats() -> Any:
         c["metrics"].refused.labels("too_large").inc()
         return jsonify(error="too_large", detail=f"body over {wire.MAX_BODY_BYTES} bytes", server_time=int(clock.now())), 413
     body = request.stream.read(wire.MAX_BODY_BYTES + 1)
-    answer = ingest.receive(c["store"], request.headers.get("Authorization"), body, method=request.method, path=request.path)
+    try:
+        answer = ingest.receive(c["store"], request.headers.get("Authorization"), body, method=request.method, path=request.path)
+    except Exception as e:
+        if not _database_error(e):
+            raise
+        # The store is locked or down: nothing was stored and the box keeps its reports; ask it to wait.
+        log.warning("heartbeat deferred reason=busy error=%r", e)
+        c["metrics"].refused.labels("busy").inc()
+        body = {"error": "busy", "detail": "the centre's database is busy; try again later", "server_time": int(clock.now())}
+        return jsonify(body), 503, {"Retry-After": str(BUSY_RETRY_AFTER_S)}
     if answer.ok:
         c["metrics"].reports.labels("stored").inc(answer.stored)
         c["metrics"].reports.labels("duplicate").inc(len(answer.body["acked"]) - answer.stored)
     else:
         c["metrics"].refused.labels(answer.body["error"]).inc()
     return jsonify(answer.body), answer.status
+
+
+def _database_error(e: Exception) -> bool:
+    """True for the store's operational errors (locked, connection lost), on either backend."""
+    import sqlite3
+
+    return isinstance(e, sqlite3.OperationalError) or type(e).__module__.startswith("psycopg")
 
 
 @bp.get("/points")
