@@ -42,6 +42,8 @@ BOX_UNITS = ["kiosk.service", "kiosk-display.service", "kiosk-setup.service", "k
 
 
 def _why_not() -> str | None:
+    if os.environ.get("KIOSK_SKIP_ROOTFS") == "1":
+        return "KIOSK_SKIP_ROOTFS=1 (run it on its own with tools/rootfs-test.sh)"
     if os.geteuid() != 0:
         return "needs root (debootstrap, chroot, mounts)"
     for tool in ("debootstrap", "chroot", "mount", "systemd-analyze"):
@@ -95,6 +97,9 @@ def chroot_mounts(root: Path) -> Iterator[None]:
             target.mkdir(exist_ok=True)
             _run([*argv, str(target)])
             mounted.append(target)
+            if target.name == "dev":
+                # unmounting the copy must never propagate back to this machine's /dev
+                _run(["mount", "--make-rslave", str(target)])
         yield
     finally:
         for target in reversed(mounted):

@@ -11,5 +11,6 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 # Root is needed for debootstrap, chroot and the overlay mount.
+unset KIOSK_SKIP_ROOTFS
 exec $SUDO timeout "${KIOSK_ROOTFS_TIMEOUT:-2700}" .venv/bin/python -m pytest -q -ra -p no:cacheprovider \
     --timeout "${KIOSK_ROOTFS_TIMEOUT:-2700}" tests/test_rootfs.py "$@"
