@@ -267,3 +267,13 @@ def test_the_window_wraps_midnight():
 def test_a_centre_without_a_package_index_is_not_an_error(box, centre):
     cfg, lib = box
     assert sync.run(cfg, lib).skipped == "no_index"
+
+
+def test_a_package_missing_on_the_centre_does_not_hold_up_the_others(box, centre, tmp_path):
+    cfg, lib = box
+    centre.publish([_pkg(tmp_path, "maize", size=1000), _pkg(tmp_path, "pigs", size=2000)])
+    del centre.files["/api/v1/packages/maize-1.tar"]
+    result = sync.run(cfg, lib)
+    assert [(o.outcome, o.id) for o in result.outcomes] == [("published", "pigs")]
+    with pytest.raises(NotFound):
+        lib.item("maize")

@@ -127,7 +127,11 @@ def _run(cfg: Config, library: Any, state: dict[str, Any], stop: threading.Event
         if not in_window(cfg.sync.window, clock.now()):
             result.skipped = "window"
             break
-        path = _download(cfg, state, entry, session, stop, result)
+        try:
+            path = _download(cfg, state, entry, session, stop, result)
+        except (requests.HTTPError, KioskError) as e:  # this package only; the others may be fine
+            log.warning("event=sync_download_failed id=%s version=%s error=%r", entry.id, entry.version, str(e))
+            continue
         if path is None:
             break
         outcome = _ingest(cfg, library, state, entry, path)
@@ -238,6 +242,9 @@ def _fetch_range(cfg: Config, state: dict[str, Any], session: requests.Session, 
     got = 0
     try:
         with session.get(url, headers=headers, stream=True, timeout=cfg.sync.timeout_s) as r:
+            if r.status_code == 416:  # the partial file does not fit the centre's file: start again
+                part.unlink(missing_ok=True)
+                raise KioskError(f"{url}: range {have}- not satisfiable; the partial download was dropped")
             if r.status_code == 200 and have:
                 have = 0  # the server ignored Range: start again
                 limit = min(size, budget)
