@@ -111,3 +111,16 @@ def test_api_tokens_work_until_revoked(store: Store) -> None:
     assert store.check_token(token) and not store.check_token(token + "x")
     store.revoke_token(store.tokens()[0]["id"])
     assert not store.check_token(token)
+
+
+def test_the_counts_for_metrics_agree_with_the_statuses_shown(store: Store) -> None:
+    with clock.use(clock.FrozenClock(1_800_000_000)) as c:
+        rules = Rules(heartbeat_interval_s=60, offline_after_s=600, started_at=c.now() - 10_000)
+        for pid, ago in (("a", 5), ("b", 200), ("c", 700), ("d", None), ("e", 30)):
+            store.enroll(pid)
+            if ago is not None:
+                with clock.use(clock.FrozenClock(c.now() - ago)):
+                    store.ingest(pid, [report(pid, 1)])
+        shown = stats.count_by_status(stats.overview(store, rules, c.now()))
+        assert stats.status_counts(store, rules, c.now()) == (shown, 1)
+        assert shown == {"online": 2, "late": 1, "offline": 1, "never": 1}

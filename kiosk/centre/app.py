@@ -37,8 +37,7 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
     )
 
     def summary() -> tuple[dict[str, int], int]:
-        points = stats.overview(store, store.rules(cfg), clock.now())
-        return stats.count_by_status(points), sum(1 for p in points if p["alert"])
+        return stats.status_counts(store, store.rules(cfg), clock.now())
 
     app.extensions["centre"] = {
         "config": cfg,

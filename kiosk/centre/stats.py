@@ -32,6 +32,21 @@ def count_by_status(points: Iterable[dict[str, Any]]) -> dict[str, int]:
     return {s: counts.get(s, 0) for s in ("online", "late", "offline", "never")}
 
 
+def status_counts(store: Store, rules: Rules, now: float) -> tuple[dict[str, int], int]:
+    """(points by status, offline points alerting) counted in the database (cheap for /metrics)."""
+    row = store.db.one(
+        "SELECT COUNT(*), "
+        "SUM(CASE WHEN last_seen IS NULL THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN last_seen IS NOT NULL AND ? - last_seen >= ? THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN last_seen IS NOT NULL AND ? - last_seen >= ? AND ? - last_seen < ? THEN 1 ELSE 0 END) "
+        "FROM points",
+        (now, rules.offline_after_s, now, rules.late_after_s, now, rules.offline_after_s),
+    )
+    total, never, offline, late = (int(v or 0) for v in row) if row else (0, 0, 0, 0)
+    counts = {"online": total - never - offline - late, "late": late, "offline": offline, "never": never}
+    return counts, 0 if rules.in_grace(now) else offline
+
+
 def by_township(points: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
     """Points grouped by township, townships in name order, offline ones first within each."""
     order = {"offline": 0, "late": 1, "never": 2, "online": 3}
