@@ -270,6 +270,8 @@ def _fetch_range(cfg: Config, state: dict[str, Any], session: requests.Session, 
                 finally:
                     f.flush()
                     os.fsync(f.fileno())
+    except requests.HTTPError:
+        raise  # the centre answered, with an error about this package
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
             urllib3.exceptions.HTTPError, OSError) as e:
         log.warning("event=sync_cut_off url=%s at=%d error=%r", url, have + got, str(e))
