@@ -25,7 +25,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from pypinyin import Style, lazy_pinyin
 
 DESCRIPTION_CHARS = 2000  # index the start of long descriptions only (keeps the index small)
 MAX_QUERY = 60
@@ -64,6 +63,9 @@ def syllables(text: str) -> list[str]:
     out: list[str] = []
     for kind, run in _runs(text):
         if kind == "han":
+            # imported here: only indexing needs pypinyin's phrase dictionary (and its memory)
+            from pypinyin import Style, lazy_pinyin
+
             out.extend(s for s in lazy_pinyin(run, style=Style.NORMAL, errors="ignore") if s.isascii() and s.isalpha())
         else:
             out.append(run)
@@ -106,19 +108,35 @@ def document(title: str, description: str, tags: tuple[str, ...] | list[str]) ->
     return Document(t=text_tokens(title), d=text_tokens(body), pf=" ".join(pf), pi=" ".join(pi), pi1=" ".join(pi1))
 
 
-@functools.cache
-def _syllable_set() -> frozenset[str]:
-    """Every toneless pinyin syllable pypinyin knows (ü written v, as Style.NORMAL does)."""
-    from pypinyin.pinyin_dict import pinyin_dict
+# Every toneless pinyin syllable (ü written v, as pypinyin's Style.NORMAL does), taken
+# from pypinyin's dictionary once and kept here, so that searching never loads pypinyin
+# (about 50 MB resident); interjections such as m, n, ng, hm are left out.
+SYLLABLES = frozenset("""
+    a ai an ang ao ba bai ban bang bao bei ben beng bi bian biang biao bie bin bing bo bong bu
+    ca cai can cang cao ce cei cen ceng cha chai chan chang chao che chen cheng chi chong chou
+    chu chua chuai chuan chuang chui chun chuo ci cong cou cu cuan cui cun cuo da dai dan dang
+    dao de dei den deng di dia dian diao die din ding diu dong dou du duan dui dun duo e ei en
+    eng er fa fan fang fei fen feng fiao fo fou fu ga gai gan gang gao ge gei gen geng gong gou
+    gu gua guai guan guang gui gun guo ha hai han hang hao he hei hen heng hong hou hu hua huai
+    huan huang hui hun huo ji jia jian jiang jiao jie jin jing jiong jiu ju juan jue jun ka kai
+    kan kang kao ke kei ken keng kong kou ku kua kuai kuan kuang kui kun kuo la lai lan lang lao
+    le lei len leng li lia lian liang liao lie lin ling liu lo long lou lu luan lun luo lv lve
+    ma mai man mang mao me mei men meng mi mian miao mie min ming miu mo mou mu na nai nan nang
+    nao ne nei nen neng ni nia nian niang niao nie nin ning niu nong nou nu nuan nun nuo nv nve
+    o ou pa pai pan pang pao pei pen peng pi pian piao pie pin ping po pou pu qi qia qian qiang
+    qiao qie qin qing qiong qiu qu quan que qun ran rang rao re ren reng ri rong rou ru rua ruan
+    rui run ruo sa sai san sang sao se sen seng sha shai shan shang shao she shei shen sheng shi
+    shou shu shua shuai shuan shuang shui shun shuo si song sou su suan sui sun suo ta tai tan
+    tang tao te tei teng ti tian tiao tie ting tong tou tu tuan tui tun tuo wa wai wan wang wei
+    wen weng wo wong wu xi xia xian xiang xiao xie xin xing xiong xiu xu xuan xue xun ya yan
+    yang yao ye yi yin ying yo yong you yu yuan yue yun za zai zan zang zao ze zei zen zeng zha
+    zhai zhan zhang zhao zhe zhei zhen zheng zhi zhong zhou zhu zhua zhuai zhuan zhuang zhui
+    zhun zhuo zi zong zou zu zuan zui zun zuo
+""".split())
 
-    out = set()
-    for value in pinyin_dict.values():
-        for reading in value.split(","):
-            plain = unicodedata.normalize("NFKD", reading).replace("u\u0308", "v")
-            plain = "".join(c for c in plain if not unicodedata.combining(c))
-            if plain.isascii() and plain.isalpha():
-                out.add(plain)
-    return frozenset(out)
+
+def _syllable_set() -> frozenset[str]:
+    return SYLLABLES
 
 
 @functools.cache
