@@ -206,6 +206,9 @@ def _download(cfg: Config, state: dict[str, Any], e: Entry, session: requests.Se
     """The whole file, resuming a partial one; None when cut off (budget, stop, line) for now."""
     part = partial_dir(cfg) / (e.file_name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
+    whole = part.with_suffix("")
+    if whole.exists() and whole.stat().st_size == e.size:
+        return whole  # downloaded before a stop or power cut, not yet ingested
     url = cfg.centre.url.rstrip("/") + e.path
     for _ in range(ATTEMPTS):
         have = part.stat().st_size if part.exists() else 0
@@ -225,9 +228,8 @@ def _download(cfg: Config, state: dict[str, Any], e: Entry, session: requests.Se
             return None  # stopping, or no progress at all: the partial file waits for the next run
     if not part.exists() or part.stat().st_size != e.size:
         return None
-    done = part.with_suffix("")
-    os.replace(part, done)
-    return done
+    os.replace(part, whole)
+    return whole
 
 
 def _fetch_range(cfg: Config, state: dict[str, Any], session: requests.Session, url: str, part: Path,
