@@ -187,3 +187,10 @@ def test_a_real_box_enrolled_reports_is_online_and_offline_once_stopped(centre: 
     time.sleep(OFFLINE_AFTER_S + 0.5)
     point = centre.points()["e2e-box"]
     assert point["status"] == "offline" and point["last_seq"] >= 1
+
+
+def test_kiosk_centre_simulate_sends_traffic_to_a_running_centre(centre: Centre) -> None:
+    out = centre.kiosk("centre", "simulate", "--points", "3", "--rounds", "2", "--interval", "0.1", "--url", centre.url)
+    assert out.returncode == 0, out.stderr
+    assert "done: 6 reports sent, 6 acknowledged, 2 rounds" in out.stdout
+    assert all(centre.points()[f"sim-000{i}"]["last_seq"] >= 2 for i in (1, 2, 3))
