@@ -121,6 +121,9 @@ class Runner:
         self.ctx = ctx
         self.jobs = {j.id: j for j in jobs}
         self.states = {j.id: JobState() for j in jobs}
+        # APScheduler says "Running job ..." at INFO on every run: every 3 s for the spool,
+        # which would fill the journal of a box that runs for years; our jobs log what matters
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._scheduler = BackgroundScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             daemon=True,
