@@ -73,6 +73,7 @@ def test_a_replayed_batch_is_acknowledged_but_stores_nothing_new(centre) -> None
         ("malformed_json", 400, "bad_json"),
         ("bad_report", 400, "bad_report"),
         ("another_points_report", 400, "bad_report"),
+        ("huge_seq", 400, "bad_report"),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_status_and_nothing_is_stored(centre, case: str, status: int, error: str) -> None:
@@ -101,6 +102,8 @@ def test_bad_input_is_refused_with_a_clear_status_and_nothing_is_stored(centre, 
         r = post(client, "p1", secret, [], body=gzip.compress(b'{"reports": [}'))
     elif case == "bad_report":
         r = post(client, "p1", secret, [], body=wire.encode_batch([report("p1", 1), {"seq": "x", "kind": "beat"}]))
+    elif case == "huge_seq":
+        r = post(client, "p1", secret, [report("p1", 1), report("p1", 2**64)])
     else:
         r = post(client, "p1", secret, [report("p1", 1), report("p2", 2)])
     assert r.status_code == status

@@ -124,3 +124,26 @@ def test_the_counts_for_metrics_agree_with_the_statuses_shown(store: Store) -> N
         shown = stats.count_by_status(stats.overview(store, rules, c.now()))
         assert stats.status_counts(store, rules, c.now()) == (shown, 1)
         assert shown == {"online": 2, "late": 1, "offline": 1, "never": 1}
+
+
+@pytest.mark.postgres
+def test_a_postgresql_connection_lost_is_replaced_on_the_next_call(tmp_path) -> None:
+    from tests.centre_helpers import PG_URL, drop_schema, pg_reachable
+
+    if pg_reachable():
+        pytest.skip(pg_reachable())
+    import psycopg
+
+    schema = f"t_lost_{abs(hash(str(tmp_path))) % 10**8}"
+    s = Store(f"{PG_URL}?schema={schema}")
+    try:
+        s.enroll("p1")
+        pid = s.db.one("SELECT pg_backend_pid()")[0]
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            s.secret("p1")
+        assert s.secret("p1") is not None
+    finally:
+        s.close()
+        drop_schema(schema)

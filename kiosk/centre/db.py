@@ -174,9 +174,13 @@ class Database:
         """A write transaction; committed when the block ends, rolled back on error."""
         conn = self._conn()
         if self.is_pg:
-            with conn.transaction():
-                with conn.cursor() as cur:
-                    yield Cursor(self, cur)
+            try:
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        yield Cursor(self, cur)
+            except Exception:
+                self._drop_if_broken(conn)
+                raise
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -190,10 +194,25 @@ class Database:
         """Rows of a read-only statement."""
         conn = self._conn()
         if self.is_pg:
-            with conn.cursor() as cur:
-                cur.execute(self.sql(statement), params)
-                return cur.fetchall()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(self.sql(statement), params)
+                    return cur.fetchall()
+            except Exception:
+                self._drop_if_broken(conn)
+                raise
         return conn.execute(statement, params).fetchall()
+
+    def _drop_if_broken(self, conn: Any) -> None:
+        """Forget a PostgreSQL connection that broke (server restarted), so the next call reconnects."""
+        if getattr(conn, "broken", False) or conn.closed:
+            with contextlib.suppress(Exception):
+                conn.close()
+            if getattr(self._local, "conn", None) is conn:
+                self._local.conn = None
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
 
     def one(self, statement: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """The first row of a read-only statement, or None."""

@@ -15,7 +15,8 @@ from kiosk.centre.store import Store
 
 log = logging.getLogger(__name__)
 
-HEARTBEATS_PATH = "/api/v1/heartbeats"
+HEARTBEATS_PATH = wire.HEARTBEATS_PATH
+MAX_SEQ = 2**63  # the database's BIGINT
 
 
 @dataclass
@@ -75,6 +76,8 @@ def receive(
     for r in reports:
         if r["point_id"] != point_id:
             return refuse(400, "bad_report", f"a report for {r['point_id']} was signed by {point_id}", now)
+        if r["seq"] >= MAX_SEQ:
+            return refuse(400, "bad_report", f"sequence number {r['seq']} is too large", now)
     acked, stored = store.ingest(point_id, reports)
     log.debug("heartbeats stored point=%s received=%d new=%d", point_id, len(reports), stored)
     return Answer(200, {"acked": acked, "server_time": int(now), "stored": stored}, stored)
