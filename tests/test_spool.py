@@ -266,3 +266,25 @@ def test_a_damaged_state_file_costs_one_settle_period_and_nothing_else(box, tmp_
         frozen.advance(cfg.storage.spool_settle_s)
         assert [o.outcome for o in spool.scan(cfg, lib)] == ["published"]
     assert json.loads((cfg.data_dir / spool.STATE_FILE).read_text())["entries"] == {}
+
+
+def test_a_bag_the_library_finds_still_arriving_is_asked_about_less_often_until_it_grows(box, tmp_path):
+    cfg, lib = box
+    bag = make_bag(tmp_path, files={"a.mp4": b"a" * 5000}, record={"main": "a.mp4"})
+    target = _spool(cfg) / "short"
+    shutil.copytree(bag, target)
+    with open(target / "data" / "a.mp4", "r+b") as f:
+        f.truncate(3000)  # listed and present, but short of its Payload-Oxum
+    settle = cfg.storage.spool_settle_s
+    with clock.use(clock.FrozenClock()) as frozen:
+        assert spool.scan(cfg, lib) == []
+        frozen.advance(settle)
+        assert [o.outcome for o in spool.scan(cfg, lib)] == ["waiting"]
+        frozen.advance(settle)
+        assert spool.scan(cfg, lib) == []  # held: asked again after 2x settle, then 4x ...
+        frozen.advance(settle)
+        assert [o.outcome for o in spool.scan(cfg, lib)] == ["waiting"]
+        frozen.advance(settle * 2)
+        assert spool.scan(cfg, lib) == []
+        (target / "data" / "a.mp4").write_bytes(b"a" * 5000)  # the rest arrives
+        assert [o.outcome for o in spool.scan(cfg, lib)] == ["published"]

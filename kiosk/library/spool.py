@@ -46,6 +46,7 @@ STATE_FILE = "spool-state.json"
 CLAIM = ".taking-"
 MAX_TAG_BYTES = 16 << 20  # tag files larger than this are not hashed for the early take
 MAX_FAILURES = 3  # an entry whose ingest raised this often is quarantined, not retried forever
+HOLD_MAX_S = 3600.0  # longest pause between asks for a bag the library says is still arriving
 KEEP_REPORTS = 50  # abandoned and recent outcomes kept for the device page
 _MANIFEST = re.compile(r"^(tag)?manifest-([a-z0-9]+)\.txt$")
 _LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(?:\./)?(.+)$")
@@ -123,12 +124,13 @@ def _consider(cfg: Config, library: Any, state: dict[str, Any], path: Path) -> O
         log.info("event=spool_arriving name=%s", path.name)
     if entry["fp"] != look.fingerprint:
         entry["fp"], entry["changed"] = look.fingerprint, now
+        entry.pop("hold_until", None)  # something arrived: worth a new look at once
     # the wall clock of a box without a real-time clock can jump back: never wait longer for it
     entry["first_seen"] = min(entry["first_seen"], now)
     entry["changed"] = min(entry["changed"], now)
     entry.update(bytes=look.bytes, files=len(look.files), listed=look.listed, missing=look.missing)
     settled = now - entry["changed"] >= cfg.storage.spool_settle_s
-    if look.complete and (look.oxum_reached or settled):
+    if look.complete and (look.oxum_reached or settled) and now >= entry.get("hold_until", 0):
         claimed = path.with_name(CLAIM + path.name)
         if claimed.exists():
             return None  # an earlier take of this name is still unresolved
@@ -161,9 +163,12 @@ def _take(cfg: Config, library: Any, state: dict[str, Any], claimed: Path, name:
         back = claimed.with_name(name)
         if claimed.exists() and not back.exists():
             os.rename(claimed, back)
-        entry = state["entries"].setdefault(name, {"first_seen": clock.now(), "fp": ""})
-        entry["changed"] = clock.now()
-        log.info("event=spool_waiting name=%s detail=%r", name, outcome.detail)
+        now = clock.now()
+        entry = state["entries"].setdefault(name, {"first_seen": now, "changed": now, "fp": ""})
+        # ask again less and less often until something changes (not every few seconds for a day)
+        waits = entry["waits"] = entry.get("waits", 0) + 1
+        entry["hold_until"] = now + min(cfg.storage.spool_settle_s * 2 ** waits, HOLD_MAX_S)
+        (log.info if waits == 1 else log.debug)("event=spool_waiting name=%s detail=%r", name, outcome.detail)
         return outcome
     _remove(claimed)
     state["entries"].pop(name, None)
