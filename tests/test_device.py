@@ -261,3 +261,11 @@ def test_a_refusing_helper_is_an_error_saying_why(cfg, tmp_path):
     helper, _ = _helper(tmp_path, code=1)
     with pytest.raises(power.PowerError, match="refused"):
         power.perform(cfg.replace(admin__power_command=str(helper)), "reboot")
+
+
+def test_a_pi_whose_pins_cannot_be_had_still_reads_its_health(cfg, caplog, factory):
+    with caplog.at_level(logging.WARNING):
+        hw = PiHardware.from_config(cfg.replace(hardware__led_pin=-5), pin_factory=factory)  # no such pin
+    assert hw.panel is None and "panel_unavailable" in caplog.text
+    assert hw.read().memory_total > 0
+    hw.set_status("fault")  # nothing to show it on, and no error

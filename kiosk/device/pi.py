@@ -107,9 +107,13 @@ class PiHardware:
 
             from kiosk.device import power
 
-            front = Panel(cfg.hardware.led_pin, cfg.hardware.button_pin, pin_factory=pin_factory)
-            # a 3 s hold of the button shuts down cleanly, through the same helper as the device page
-            front.on_shutdown(lambda: power.perform(cfg, "shutdown"))
+            try:
+                front = Panel(cfg.hardware.led_pin, cfg.hardware.button_pin, pin_factory=pin_factory)
+            except Exception as e:  # no GPIO access: health still matters more than the LED
+                log.warning("event=panel_unavailable error=%r", e)
+            else:
+                # a 3 s hold of the button shuts down cleanly, through the same helper as the device page
+                front.on_shutdown(lambda: power.perform(cfg, "shutdown"))
         return cls(cfg.data_dir, thermal_path=Path(cfg.hardware.thermal_path), panel=front)
 
     # --- readings -----------------------------------------------------------------
