@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from kiosk import clock
@@ -73,6 +73,9 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         # Blueprint handlers miss routing 404s, so the API's JSON errors live here.
         if request.path.startswith("/api/"):
             return jsonify(error=e.name, detail=e.description, server_time=int(clock.now())), e.code
+        if e.code in _TITLES_ZH:
+            return render_template("centre/error.html", code=e.code, name=e.name, description=e.description,
+                                   title_zh=_TITLES_ZH[e.code]), e.code
         return e
 
     @app.get("/healthz")
@@ -80,6 +83,9 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         return {"ok": True}
 
     return app
+
+
+_TITLES_ZH = {400: "请求有误", 401: "需要登录", 403: "没有权限", 404: "找不到这个页面", 500: "中心出错了"}
 
 
 def _secret_key(cfg: config_mod.Config) -> str:

@@ -40,7 +40,7 @@ def check_csrf() -> None:
         return
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-        abort(400, description="CSRF token missing or wrong; reload the page and try again")
+        abort(400, description="页面已过期，请刷新后再试。 The form token (CSRF) is missing or wrong; reload the page and try again.")
 
 
 def staff() -> str | None:
