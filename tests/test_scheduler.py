@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -267,3 +268,34 @@ def test_sigterm_with_every_job_running_often_exits_cleanly(cfg_path, cfg, tmp_p
     finally:
         centre.close()
     _integrity(cfg)
+
+
+@pytest.mark.e2e
+def test_a_running_box_publishes_a_bag_dropped_in_its_spool_and_quarantines_an_abandoned_one(cfg_path, cfg, tmp_path):
+    trust = trust_dir(tmp_path)
+    spool_dir = cfg.path("storage.spool_dir")
+    spool_dir.mkdir(parents=True)
+    partial = make_bag(tmp_path, files={"a.mp4": b"a" * 1000, "b.mp4": b"b" * 1000}, record={"id": "half", "main": "a.mp4"})
+    (partial / "data" / "b.mp4").unlink()
+    shutil.move(str(partial), spool_dir / "half")
+    env = {"KIOSK_STORAGE_TRUST_DIR": str(trust), "KIOSK_STORAGE_SPOOL_SETTLE_S": "0.5", "KIOSK_STORAGE_SPOOL_STALE_S": "3"}
+    proc = _run_box(cfg_path, **env)
+    try:
+        shutil.move(str(make_bag(tmp_path)), spool_dir / "whole")
+        items = f"http://127.0.0.1:{cfg.web.port}/api/v1/items"
+
+        def listed() -> list[str]:
+            try:
+                return [i["id"] for i in requests.get(items, timeout=2).json()]
+            except requests.ConnectionError:
+                return []
+
+        _wait(lambda: listed() == ["pig-farming"])
+        _wait(lambda: not (spool_dir / "half").exists())
+    finally:
+        _stop(proc)
+    status = subprocess.run([sys.executable, "-m", "kiosk.cli", "status", "--json", "--config", str(cfg_path)], cwd=ROOT,
+                            env={**os.environ, **env}, capture_output=True, text=True)
+    assert json.loads(status.stdout)["content"]["quarantined"] == 1
+    assert spool.status(cfg)["abandoned"][0]["name"] == "half"
+    assert list(spool_dir.iterdir()) == []
