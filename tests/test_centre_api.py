@@ -220,3 +220,15 @@ def test_a_busy_database_answers_503_with_retry_after_and_stores_nothing(centre,
     assert r.status_code == 503 and r.headers["Retry-After"] == "30" and r.json["error"] == "busy"
     monkeypatch.undo()
     assert store.report_count() == 0
+
+
+def test_staff_enrol_a_point_from_the_dashboard_and_see_its_secret_once(centre) -> None:
+    app, store = centre
+    client = app.test_client()
+    token = login(client)
+    page = client.post("/enroll", data={"point_id": "xx-01", "name": "东风村", "township": "东风乡", "csrf_token": token})
+    assert page.status_code == 200
+    shown = re.search(r'<code class="token" id="secret">([0-9a-f]{64})</code>', page.get_data(as_text=True)).group(1)
+    assert store.secret("xx-01") == shown and store.point("xx-01")["township"] == "东风乡"
+    bad = client.post("/enroll", data={"point_id": "Bad Id", "csrf_token": token})
+    assert bad.status_code == 400 and len(store.points()) == 1

@@ -176,6 +176,22 @@ def tokens() -> Any:
     return render_template("centre/tokens.html", tokens=store.tokens(), new=new)
 
 
+@bp.route("/enroll", methods=["GET", "POST"])
+@login_required
+def enroll() -> Any:
+    """Enrol a point (or give it a new secret); the secret is shown once."""
+    point_id = secret = error = ""
+    if request.method == "POST":
+        point_id = request.form.get("point_id", "").strip()
+        try:
+            secret = _centre()["store"].enroll(
+                point_id, name=request.form.get("name", "").strip()[:100], township=request.form.get("township", "").strip()[:100]
+            )
+        except KioskError as e:
+            error = f"没有登记：编号只能用小写字母、数字和 . _ -。 Not enrolled: {e}"
+    return render_template("centre/enroll.html", point_id=point_id, secret=secret, error=error), (400 if error else 200)
+
+
 @bp.route("/publish", methods=["GET", "POST"])
 @login_required
 def publish() -> Any:
