@@ -16,7 +16,7 @@
   var ask = function (q) {
     var mine = ++seq;
     q = q.trim();
-    if (!q) { results.innerHTML = ""; return; }
+    if (!q) { results.innerHTML = '<p class="hint">' + esc(results.getAttribute("data-hint")) + "</p>"; return; }
     fetch("/api/v1/items?limit=24&q=" + encodeURIComponent(q), { headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
       .then(function (items) {
