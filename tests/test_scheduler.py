@@ -174,14 +174,14 @@ def test_sigterm_during_a_spool_scan_stops_cleanly_and_the_rest_is_taken_after_a
     trust = trust_dir(tmp_path)
     incoming = tmp_path / "incoming"
     incoming.mkdir()
-    for i in range(30):
+    for i in range(60):  # enough that the box is still busy with them when SIGTERM comes
         shutil.move(str(make_bag(tmp_path, files={"v.mp4": os.urandom(400_000)}, record={"id": f"item-{i:02d}", "main": "v.mp4"})),
                     incoming / f"item-{i:02d}")
     spool_dir = cfg.path("storage.spool_dir")
     shutil.move(str(incoming), spool_dir)  # the whole lot lands at once
     proc = _run_box(cfg_path, KIOSK_STORAGE_TRUST_DIR=str(trust))
     try:
-        _wait(lambda: any(p.name.startswith(".taking-") for p in spool_dir.iterdir()) or len(list(spool_dir.iterdir())) < 30)
+        _wait(lambda: any(p.name.startswith(".taking-") for p in spool_dir.iterdir()) or len(list(spool_dir.iterdir())) < 60)
     finally:
         _stop(proc)
     c = cfg.replace(storage__trust_dir=str(trust))
@@ -190,9 +190,9 @@ def test_sigterm_during_a_spool_scan_stops_cleanly_and_the_rest_is_taken_after_a
     try:
         left = len(list(spool_dir.iterdir()))
         assert 0 < left  # stopped mid-way, not after the whole spool
-        assert lib.summary()["items"] + left == 30  # each bag either published or still in the spool
+        assert lib.summary()["items"] + left == 60  # each bag either published or still in the spool
         spool.scan(c, lib)
-        assert lib.summary()["items"] == 30 and list(spool_dir.iterdir()) == []
+        assert lib.summary()["items"] == 60 and list(spool_dir.iterdir()) == []
     finally:
         lib.close()
 

@@ -89,7 +89,7 @@ def test_a_bag_written_in_random_order_is_waiting_until_complete_and_settled(box
 
 def test_a_writer_thread_growing_files_in_any_order_is_taken_only_after_it_finished(box, tmp_path):
     cfg, lib = box
-    cfg = cfg.replace(storage__spool_settle_s=1.0)
+    cfg = cfg.replace(storage__spool_settle_s=2.0)  # far longer than the writer's pauses, even on a busy machine
     files = {f"part{i}.bin": os.urandom(20_000 + i) for i in range(6)}
     bag = make_bag(tmp_path, files=files, record={"main": "part0.bin"}, oxum=False)
     pieces = _pieces(bag)
