@@ -47,6 +47,7 @@ from kiosk.centre.store import Store  # noqa: E402
 PG_URL = os.environ.get("KIOSK_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BATCH = 200
 _local = threading.local()
+BUSY: list[int] = []  # 503 answers received (list.append is atomic)
 
 
 def session() -> requests.Session:
@@ -61,6 +62,10 @@ def post(url: str, point: SimPoint, body: bytes) -> dict[str, Any]:
     headers = {"Authorization": wire.authorization(point.id, point.secret, "POST", wire.HEARTBEATS_PATH, ts, body),
                "Content-Type": wire.CONTENT_TYPE, "Content-Encoding": wire.CONTENT_ENCODING}
     r = session().post(url + wire.HEARTBEATS_PATH, data=body, headers=headers, timeout=120)
+    while r.status_code == 503:  # busy: wait as long as asked, as a box does
+        BUSY.append(1)
+        time.sleep(float(r.headers.get("Retry-After", "1")))
+        r = session().post(url + wire.HEARTBEATS_PATH, data=body, headers=headers, timeout=120)
     if r.status_code != 200:
         raise RuntimeError(f"{point.id}: {r.status_code} {r.text[:200]}")
     return r.json()
@@ -121,12 +126,14 @@ def throughput(c: Centre, total: int, clients: int = 8) -> None:
     per = total // len(pts)
     jobs = [(p, body) for p in pts for body in backlog_bodies(p, per, time.time() - per * 300, 300, rnd)]
     random.Random(2).shuffle(jobs)  # batches of a point may arrive in any order; each is stored once
+    BUSY.clear()
     cpu0, t0 = c.cpu(), time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         stored = sum(a["stored"] for a in pool.map(lambda j: post(c.url, *j), jobs))
     wall, cpu = time.perf_counter() - t0, c.cpu() - cpu0
     print(f"  throughput: {stored} reports in {len(jobs)} batches of {BATCH}, {clients} clients: "
-          f"{stored / wall:,.0f} reports/s stored (wall), {stored / cpu:,.0f} per CPU second of the centre")
+          f"{stored / wall:,.0f} reports/s stored (wall), {stored / cpu:,.0f} per CPU second of the centre, "
+          f"{len(BUSY)} 'busy, retry' answers")
 
 
 def storm(c: Centre, n_points: int, days: float) -> None:
@@ -159,6 +166,7 @@ def storm(c: Centre, n_points: int, days: float) -> None:
 
     watcher = threading.Thread(target=dashboard)
     watcher.start()
+    BUSY.clear()
     cpu0, t0 = c.cpu(), time.perf_counter()
     with ThreadPoolExecutor(64) as pool:
         stored = sum(pool.map(box, pts))
@@ -172,7 +180,8 @@ def storm(c: Centre, n_points: int, days: float) -> None:
     complete = all(c.store.seqs(p.id) == list(range(1, per + 1)) for p in pts[:: max(1, n_points // 25)])
     lat = sorted(latencies)
     p95 = lat[int(0.95 * (len(lat) - 1))] if lat else float("nan")
-    print(f"  storm: drained in {wall:.0f} s ({stored / wall:,.0f} reports/s), {c.cpu() - cpu0:.0f} CPU s in the centre")
+    print(f"  storm: drained in {wall:.0f} s ({stored / wall:,.0f} reports/s), {c.cpu() - cpu0:.0f} CPU s in the centre, "
+          f"{len(BUSY)} 'busy, retry' answers")
     print(f"  storm: stored {rows[0]:,} of {n_points * per:,} expected from {rows[1]} points; resent batches stored {again} new; "
           f"sampled points complete and in order: {complete}")
     print(f"  storm: dashboard during the storm: {len(lat)} loads, p50 {statistics.median(lat) * 1000:.0f} ms, "

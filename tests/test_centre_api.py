@@ -232,3 +232,21 @@ def test_staff_enrol_a_point_from_the_dashboard_and_see_its_secret_once(centre) 
     assert store.secret("xx-01") == shown and store.point("xx-01")["township"] == "东风乡"
     bad = client.post("/enroll", data={"point_id": "Bad Id", "csrf_token": token})
     assert bad.status_code == 400 and len(store.points()) == 1
+
+
+def test_when_enough_points_are_being_stored_the_next_one_is_asked_to_come_back_shortly(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    gate = app.extensions["centre"]["ingest_gate"]
+    taken = 0
+    while gate.acquire(blocking=False):
+        taken += 1
+    try:
+        r = post(app.test_client(), "p1", secret, [report("p1", 1)])
+    finally:
+        for _ in range(taken):
+            gate.release()
+    assert taken >= 2
+    assert r.status_code == 503 and r.json["error"] == "busy" and 1 <= int(r.headers["Retry-After"]) <= 5
+    assert store.report_count() == 0
+    assert post(app.test_client(), "p1", secret, [report("p1", 1)]).status_code == 200

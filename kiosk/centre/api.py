@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 BUSY_RETRY_AFTER_S = 30
+GATE_WAIT_S = 0.2
 metrics_bp = Blueprint("metrics", __name__)
 
 
@@ -32,6 +34,14 @@ def heartbeats() -> Any:
         c["metrics"].refused.labels("too_large").inc()
         return jsonify(error="too_large", detail=f"body over {wire.MAX_BODY_BYTES} bytes", server_time=int(clock.now())), 413
     body = request.stream.read(wire.MAX_BODY_BYTES + 1)
+    gate = c["ingest_gate"]
+    # Only a few threads ingest at once; the others stay free for the dashboard. When a whole
+    # county reconnects, the excess is told to come back in a few seconds (boxes honour it).
+    if not gate.acquire(timeout=GATE_WAIT_S):
+        c["metrics"].refused.labels("busy").inc()
+        answer = {"error": "busy", "detail": "the centre is catching up with other points; try again shortly",
+                  "server_time": int(clock.now())}
+        return jsonify(answer), 503, {"Retry-After": str(random.randint(1, 5))}
     try:
         answer = ingest.receive(c["store"], request.headers.get("Authorization"), body, method=request.method, path=request.path)
     except Exception as e:
@@ -42,6 +52,8 @@ def heartbeats() -> Any:
         c["metrics"].refused.labels("busy").inc()
         body = {"error": "busy", "detail": "the centre's database is busy; try again later", "server_time": int(clock.now())}
         return jsonify(body), 503, {"Retry-After": str(BUSY_RETRY_AFTER_S)}
+    finally:
+        gate.release()
     if answer.ok:
         c["metrics"].reports.labels("stored").inc(answer.stored)
         c["metrics"].reports.labels("duplicate").inc(len(answer.body["acked"]) - answer.stored)

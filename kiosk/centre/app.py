@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,8 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         "store": store,
         "metrics": Metrics(summary),
         "publisher": Publisher(cfg, store),
+        # SQLite writes one at a time, so two ingesting threads keep it busy; PostgreSQL takes more.
+        "ingest_gate": threading.BoundedSemaphore(max(2, cfg.web.threads // 2) if store.db.is_pg else 2),
     }
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

@@ -104,6 +104,9 @@ def send(session: requests.Session, url: str, point: SimPoint, reports: list[dic
             "Content-Type": wire.CONTENT_TYPE, "Content-Encoding": wire.CONTENT_ENCODING,
         }
         r = session.post(url.rstrip("/") + wire.HEARTBEATS_PATH, data=body, headers=headers, timeout=60)
+        while r.status_code == 503 and r.headers.get("Retry-After", "").isdigit():
+            time.sleep(int(r.headers["Retry-After"]))  # the centre is catching up: as a box does
+            r = session.post(url.rstrip("/") + wire.HEARTBEATS_PATH, data=body, headers=headers, timeout=60)
         if r.status_code != 200:
             raise RuntimeError(f"{point.id}: centre answered {r.status_code} {r.text[:200]}")
         acked += len(r.json()["acked"])
