@@ -288,3 +288,22 @@ def test_a_bag_the_library_finds_still_arriving_is_asked_about_less_often_until_
         assert spool.scan(cfg, lib) == []
         (target / "data" / "a.mp4").write_bytes(b"a" * 5000)  # the rest arrives
         assert [o.outcome for o in spool.scan(cfg, lib)] == ["published"]
+
+
+def test_a_file_of_full_size_still_full_of_holes_is_not_taken_early(box, tmp_path):
+    cfg, lib = box
+    payload = os.urandom(1 << 20)
+    bag = make_bag(tmp_path, files={"video.mp4": payload})
+    target = _spool(cfg) / "sparse"
+    shutil.copytree(bag, target)
+    film = target / "data" / "video.mp4"
+    with open(film, "r+b") as f:  # the receiver made it full size and has filled only its start
+        f.truncate(0)
+        f.write(payload[:4096])
+        f.truncate(len(payload))
+    if os.stat(film).st_blocks * 512 >= len(payload):
+        pytest.skip("this file system does not keep holes")
+    with clock.use(clock.FrozenClock()):
+        assert spool.scan(cfg, lib) == []  # Payload-Oxum reached by size, but not by content
+        film.write_bytes(payload)
+        assert [o.outcome for o in spool.scan(cfg, lib)] == ["published"]

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "spool-state.json"
 CLAIM = ".taking-"
 MAX_TAG_BYTES = 16 << 20  # tag files larger than this are not hashed for the early take
+SPARSE_SLACK = 64 * 1024  # file systems may keep small files inline or compressed: only a real hole counts
 MAX_FAILURES = 3  # an entry whose ingest raised this often is quarantined, not retried forever
 HOLD_MAX_S = 3600.0  # longest pause between asks for a bag the library says is still arriving
 KEEP_REPORTS = 50  # abandoned and recent outcomes kept for the device page
@@ -194,7 +195,8 @@ def look_at(path: Path, trust_dir: Path | None = None) -> Look:
         # a .tar is judged by its size settling alone; anything else never completes
         files = {"": st.st_size}
         return Look(files, _fingerprint(files), complete=path.suffix == ".tar" and stat.S_ISREG(st.st_mode) and st.st_size > 0)
-    files = _sizes(path)
+    holes: list[str] = []
+    files = _sizes(path, holes)
     look = Look(files, _fingerprint(files))
     manifests = [n for n in files if _MANIFEST.match(n)]
     if "bagit.txt" not in files or not any(not n.startswith("tag") for n in manifests):
@@ -209,12 +211,16 @@ def look_at(path: Path, trust_dir: Path | None = None) -> Look:
     look.missing = sum(1 for rel in listed if rel not in files)
     look.complete = look.missing == 0
     if look.complete:
-        look.oxum_reached = _oxum_reached(path, files) and _tags_check_out(path, files, listed, trust_dir)
+        # a file of full size with holes is still being filled: only the settle rule may take it
+        look.oxum_reached = not holes and _oxum_reached(path, files) and _tags_check_out(path, files, listed, trust_dir)
     return look
 
 
-def _sizes(root: Path) -> dict[str, int]:
-    """Every non-folder under root (relative path -> size); links and devices count with size 0."""
+def _sizes(root: Path, holes: list[str] | None = None) -> dict[str, int]:
+    """Every non-folder under root (relative path -> size); links and devices count with size 0.
+
+    Files with holes (fewer blocks on disk than their size) are added to `holes`: a
+    receiver that writes blocks out of order into a file of full size makes one."""
     out: dict[str, int] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
@@ -225,6 +231,8 @@ def _sizes(root: Path) -> dict[str, int]:
             except FileNotFoundError:
                 continue
             out[rel] = s.st_size if stat.S_ISREG(s.st_mode) else 0
+            if holes is not None and stat.S_ISREG(s.st_mode) and s.st_blocks * 512 + SPARSE_SLACK < s.st_size:
+                holes.append(rel)
     return out
 
 
