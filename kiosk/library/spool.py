@@ -33,7 +33,7 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from kiosk import clock
 from kiosk.config import Config
@@ -197,7 +197,8 @@ def look_at(path: Path, trust_dir: Path | None = None) -> Look:
         return Look(files, _fingerprint(files), complete=path.suffix == ".tar" and stat.S_ISREG(st.st_mode) and st.st_size > 0)
     holes: list[str] = []
     files = _sizes(path, holes)
-    look = Look(files, _fingerprint(files))
+    # a file with holes being filled keeps its size: its blocks on disk say it is changing
+    look = Look(files, _fingerprint(files, holes))
     manifests = [n for n in files if _MANIFEST.match(n)]
     if "bagit.txt" not in files or not any(not n.startswith("tag") for n in manifests):
         look.missing = 1
@@ -232,14 +233,16 @@ def _sizes(root: Path, holes: list[str] | None = None) -> dict[str, int]:
                 continue
             out[rel] = s.st_size if stat.S_ISREG(s.st_mode) else 0
             if holes is not None and stat.S_ISREG(s.st_mode) and s.st_blocks * 512 + SPARSE_SLACK < s.st_size:
-                holes.append(rel)
+                holes.append(f"{rel}\0{s.st_blocks}")
     return out
 
 
-def _fingerprint(files: dict[str, int]) -> str:
+def _fingerprint(files: dict[str, int], holes: Iterable[str] = ()) -> str:
     h = hashlib.sha1()
     for rel in sorted(files):
         h.update(f"{rel}\0{files[rel]}\n".encode("utf-8", "surrogateescape"))
+    for hole in sorted(holes):
+        h.update(f"{hole}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
