@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from kiosk import clock
 from kiosk.errors import PackageRejected
+from kiosk.library import search
 from kiosk.library.bag import Bag, open_bag
 from kiosk.library.model import FileEntry, Outcome
-from kiosk.library.store import fsync_dir, hash_copy
+from kiosk.library.store import fsync_dir, fsync_file, hash_copy, hash_copy_span
 
 if TYPE_CHECKING:
     from kiosk.library import Library
@@ -111,6 +112,7 @@ def _ingest(lib: "Library", path: Path, source: str, progress: Progress | None, 
         # 1-2. signature, tag hashes, record, completeness: no payload byte read yet
         record = check_package(bag, lib.cfg.path("storage.trust_dir"), check_expiry=False)
         ctx["id"], ctx["version"] = record.id, record.version
+        search.title_pinyin(record.title)  # loads pypinyin now, not between rename and commit
         recall = record.is_recall
         # 3. what the catalogue already knows
         held = lib.catalogue.row(record.id)
@@ -195,7 +197,11 @@ def _verify(lib: "Library", bag: Bag, files: list[str], sizes: dict[str, int], t
                     made.add(dest.parent)
             try:
                 with bag.open_payload(rel) as f:
-                    digest, size = hash_copy(f, dest, step)
+                    span = _span(bag, rel, f) if dest is not None else None
+                    if span is not None:
+                        digest, size = hash_copy_span(*span, dest, step)  # type: ignore[arg-type]
+                    else:
+                        digest, size = hash_copy(f, dest, step)
             except OSError as e:
                 if e.errno == 28:  # ENOSPC: the disk filled while copying
                     raise PackageRejected("no_space", "the disk filled while copying") from None
@@ -206,6 +212,9 @@ def _verify(lib: "Library", bag: Bag, files: list[str], sizes: dict[str, int], t
                 raise PackageRejected("bad_hash", f"{rel} changed size while it was read")
             out[rel] = FileEntry(label, size, digest, media_type(label))
         if staging is not None:
+            for p in sorted(staging.rglob("*")):
+                if p.is_file():
+                    fsync_file(p)
             for d in sorted(made | {staging}, key=lambda p: len(p.parts), reverse=True):
                 fsync_dir(d)
             out["__staging__"] = staging
@@ -214,6 +223,21 @@ def _verify(lib: "Library", bag: Bag, files: list[str], sizes: dict[str, int], t
             shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _span(bag: Bag, rel: str, f: Any) -> tuple[int, int, int] | None:
+    """(fd, offset, size) of a payload file's bytes for an in-kernel copy, or None to stream it."""
+    try:
+        if not bag.is_tar:
+            fd = f.fileno()
+            return fd, 0, os.fstat(fd).st_size
+        member = bag._members.get(rel)  # a plain member's bytes lie contiguous in the tar
+        tar = bag._tar
+        if member is None or tar is None or member.sparse is not None or not member.isreg():
+            return None
+        return tar.fileobj.fileno(), member.offset_data, member.size  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _withdrawn_versions(lib: "Library", record: Any) -> dict[str, int]:

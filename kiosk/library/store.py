@@ -35,8 +35,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    """Make a written file's bytes durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def hash_copy(src: BinaryIO, dest: Path | None, on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
-    """Read `src` once, hashing it and (when `dest` is given) writing it; fsync the copy."""
+    """Read `src` once, hashing it and (when `dest` is given) writing it.
+
+    The copy is not fsync'd here: the caller fsyncs every file once all are written, so
+    the kernel writes them back while the next ones are read (one fsync per file
+    straight after writing it serialises reading and the disk, about 4x slower)."""
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
@@ -54,13 +67,46 @@ def hash_copy(src: BinaryIO, dest: Path | None, on_bytes: Callable[[int], None] 
             total += n
             if on_bytes:
                 on_bytes(n)
-        if out is not None:
-            out.flush()
-            os.fsync(out.fileno())
     finally:
         if out is not None:
             out.close()
     return h.hexdigest(), total
+
+
+SPAN_CHUNK = 8 << 20
+
+
+def hash_copy_span(src_fd: int, offset: int, size: int, dest: Path,
+                   on_bytes: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """Copy `size` bytes at `offset` of `src_fd` into a new file, hashing the copy; read the source once.
+
+    The kernel copies (sendfile, as `cp` does, no trip through Python's buffers) and the
+    hash is taken over the copy just written, still in the page cache: what is verified
+    is exactly what is stored, and the source is read once. Writing through Python was
+    measured about 3x slower than `cp` here."""
+    h = hashlib.sha256()
+    buf = bytearray(SPAN_CHUNK)
+    view = memoryview(buf)
+    fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    done = 0
+    try:
+        while done < size:
+            n = os.sendfile(fd, src_fd, offset + done, min(SPAN_CHUNK, size - done))
+            if n == 0:
+                break  # the source is shorter than it said: the hash will not match
+            got = 0
+            while got < n:
+                k = os.preadv(fd, [view[got:n]], done + got)
+                if k == 0:
+                    break
+                got += k
+            h.update(view[:got])
+            done += n
+            if on_bytes:
+                on_bytes(n)
+    finally:
+        os.close(fd)
+    return h.hexdigest(), done
 
 
 class Store:
