@@ -277,3 +277,34 @@ def test_a_package_missing_on_the_centre_does_not_hold_up_the_others(box, centre
     assert [(o.outcome, o.id) for o in result.outcomes] == [("published", "pigs")]
     with pytest.raises(NotFound):
         lib.item("maize")
+
+
+@pytest.mark.e2e
+def test_a_box_syncs_from_the_real_county_centre_and_applies_its_withdrawal(cfg_path, cfg, tmp_path):
+    from kiosk.centre.server import CentreServer
+    from tests.centre_helpers import centre_config
+
+    sample = Path(__file__).resolve().parent.parent / "kiosk" / "sample_content" / "child-water-safety"
+    (tmp_path / "centre-data").mkdir()
+    server = CentreServer(centre_config(cfg_path, str(tmp_path / "centre.sqlite"), KIOSK_STORAGE_DATA_DIR=str(tmp_path / "centre-data"),
+                                        KIOSK_CENTRE_HOST="127.0.0.1", KIOSK_CENTRE_PORT="0")).start()
+    try:
+        publisher = server.app.extensions["centre"]["publisher"]
+        entry = publisher.publish(sample, user="staff")
+        trust = tmp_path / "box-trust"
+        trust.mkdir()
+        (trust / "centre.pub").write_text(publisher.public_key_pem())
+        box_cfg = cfg.replace(centre__url=server.url, storage__trust_dir=str(trust))
+        lib = Library(box_cfg)
+        try:
+            [outcome] = sync.run(box_cfg, lib).outcomes
+            assert (outcome.outcome, outcome.id) == ("published", entry["id"])
+            publisher.withdraw([entry["id"]], user="staff")
+            [recall] = sync.run(box_cfg, lib).outcomes
+            assert recall.outcome == "published" and recall.id.startswith("recall-")
+            with pytest.raises(NotFound):
+                lib.item(entry["id"])
+        finally:
+            lib.close()
+    finally:
+        server.stop()
