@@ -49,7 +49,7 @@ SPARSE_SLACK = 64 * 1024  # file systems may keep small files inline or compress
 MAX_FAILURES = 3  # an entry whose ingest raised this often is quarantined, not retried forever
 HOLD_MAX_S = 3600.0  # longest pause between asks for a bag the library says is still arriving
 KEEP_REPORTS = 50  # abandoned and recent outcomes kept for the device page
-_MANIFEST = re.compile(r"^(tag)?manifest-([a-z0-9]+)\.txt$")
+_MANIFEST = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
 _LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(?:\./)?(.+)$")
 _OXUM = re.compile(r"^payload-oxum:\s*([0-9]+)\.([0-9]+)\s*$", re.I | re.M)
 _PCT = re.compile(r"%(0[AaDd]|25)")
@@ -205,7 +205,7 @@ def look_at(path: Path, trust_dir: Path | None = None) -> Look:
         return look
     listed: dict[str, dict[str, str]] = {}
     for name in manifests:
-        alg = _MANIFEST.match(name).group(2)  # type: ignore[union-attr]
+        alg = _MANIFEST.match(name).group(2).lower()  # type: ignore[union-attr]
         for rel, digest in _entries(path / name):
             listed.setdefault(rel, {})[alg] = digest
     look.listed = len(listed)
@@ -248,6 +248,8 @@ def _fingerprint(files: dict[str, int], holes: Iterable[str] = ()) -> str:
 
 def _entries(manifest: Path) -> list[tuple[str, str]]:
     """(path, digest) of each well-formed manifest line; a half-written last line lists a missing file."""
+    # Hand-written rather than bag.open_bag: that one rightly refuses a bag still being
+    # written, while the watcher must read what is there so far without judging it.
     try:
         if manifest.stat().st_size > MAX_TAG_BYTES:
             return []
