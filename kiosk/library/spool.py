@@ -69,6 +69,7 @@ class Look:
 
     @property
     def bytes(self) -> int:
+        """Bytes received so far."""
         return sum(self.files.values())
 
 

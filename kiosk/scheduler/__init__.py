@@ -59,6 +59,7 @@ class JobState:
     retry_at: float | None = None  # monotonic; runs before it are skipped
 
     def to_json(self) -> dict[str, Any]:
+        """The state as the device page shows it."""
         return {
             "runs": self.runs,
             "failures": self.failures,
