@@ -159,7 +159,8 @@ def notice(cfg: Config) -> dict[str, Any] | None:
     if not record:
         return None
     state = record["state"]
-    if state != "importing" and clock.now() - (record.get("finished") or 0) > NOTICE_FOR_S:
+    ended = record.get("finished") or record.get("updated") or 0  # a killed import never wrote "finished"
+    if state != "importing" and clock.now() - ended > NOTICE_FOR_S:
         return None
     if state == "importing":
         total = record.get("total_bytes") or 0
@@ -217,6 +218,7 @@ def _readable(folder: Path) -> bool:
 
 
 def _write(cfg: Config, record: dict[str, Any]) -> None:
+    record["updated"] = clock.now()
     path = cfg.data_dir / RECORD
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
