@@ -40,12 +40,14 @@
     if (navigator.sendBeacon) navigator.sendBeacon("/api/v1/plays", new Blob([data], { type: "application/json" }));
   };
 
-  v.addEventListener("loadedmetadata", function () {
+  var resume = function () {
     var saved = 0;
     try { saved = parseFloat(localStorage.getItem(key) || "0"); } catch (e) { saved = 0; }
     if (saved > 0 && saved < v.duration - 3) v.currentTime = saved;
     render();
-  });
+  };
+  // The metadata may already be here (a cached video) before this script runs.
+  if (v.readyState >= 1) resume(); else v.addEventListener("loadedmetadata", resume, { once: true });
   v.addEventListener("timeupdate", function () {
     render();
     if (!v.paused && window.kioskPoke) window.kioskPoke();  // watching is not idling
@@ -53,6 +55,7 @@
   });
   v.addEventListener("play", function () { playedFrom = Date.now(); render(); });
   v.addEventListener("pause", function () { account(); save(); render(); });
+  v.addEventListener("seeked", save);
   v.addEventListener("ended", function () { save(); report(); render(); });
   window.addEventListener("pagehide", function () { save(); report(); });
 
