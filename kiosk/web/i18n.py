@@ -20,7 +20,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "home": ("首页", "Home"),
     "back": ("返回", "Back"),
     "search": ("找一找", "Search"),
-    "wish": ("我想看", "I want to see"),
+    "wish": ("我想看", "Request"),
     "read_aloud": ("读一读", "Read aloud"),
     "play": ("播放", "Play"),
     "open": ("打开", "Open"),
