@@ -12,6 +12,13 @@ The order is the point: everything cheap comes before any payload byte is read.
 6. only when every hash matched: an atomic rename into the store, then one catalogue
    transaction; the old version's folder goes last.
 
+Versions: the same id and version again is `unchanged`; a lower version than the one
+held is `rejected` with reason `bad_record` and a detail starting "stale" (the record
+is well-formed but cannot be published; the quarantine's plain words say a newer
+version is already here). A recall (kiosk.json with `withdraws`) is stored like any
+package, never listed, and remembers for each id the version it withdrew: the one held,
+or 1 when the box never had the id.
+
 A power cut at any point leaves a staging folder (deleted on the next open), or a
 verified store folder the catalogue does not know yet (registered on the next open).
 """
@@ -95,7 +102,8 @@ def ingest_one(lib: "Library", path: Path, source: str, progress: Progress | Non
             outcome = Outcome(str(path), "rejected", ctx["id"], ctx["version"], reason, detail)
             lib._quarantine.add(path, source, reason, detail, ctx["id"], ctx["version"],
                                 move=source == "spool", kind=ctx.get("code"))
-        lib.catalogue.record_outcome(outcome, clock.now())
+        if outcome.outcome != "waiting":  # the spool asks often; the SD card need not hear of it
+            lib.catalogue.record_outcome(outcome, clock.now())
     log.info("event=ingest source=%s path=%s outcome=%s id=%s version=%s reason=%s detail=%r",
              source, path, outcome.outcome, outcome.id, outcome.version, outcome.reason, outcome.detail)
     return outcome
