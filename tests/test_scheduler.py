@@ -198,6 +198,32 @@ def test_sigterm_during_a_spool_scan_stops_cleanly_and_the_rest_is_taken_after_a
 
 
 @pytest.mark.e2e
+def test_a_power_cut_during_a_spool_scan_loses_nothing_and_the_rest_is_taken_after_a_restart(cfg_path, cfg, tmp_path):
+    trust = trust_dir(tmp_path)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for i in range(40):
+        shutil.move(str(make_bag(tmp_path, files={"v.mp4": os.urandom(400_000)}, record={"id": f"item-{i:02d}", "main": "v.mp4"})),
+                    incoming / f"item-{i:02d}")
+    spool_dir = cfg.path("storage.spool_dir")
+    shutil.move(str(incoming), spool_dir)
+    proc = _run_box(cfg_path, KIOSK_STORAGE_TRUST_DIR=str(trust))
+    try:
+        _wait(lambda: any(p.name.startswith(".taking-") for p in spool_dir.iterdir()), timeout=60)
+    finally:
+        proc.kill()  # SIGKILL: as good as pulling the plug, for the processes
+        proc.communicate(timeout=30)
+    c = cfg.replace(storage__trust_dir=str(trust))
+    lib = Library(c)  # opening recovers: registers what was verified and renamed, drops staging
+    try:
+        _integrity(c)
+        spool.scan(c, lib)  # a claimed bag (.taking-...) is finished first
+        assert lib.summary()["items"] == 40 and list(spool_dir.iterdir()) == []
+    finally:
+        lib.close()
+
+
+@pytest.mark.e2e
 def test_sigterm_during_a_download_stops_cleanly_and_the_download_resumes(cfg_path, cfg, tmp_path):
     trust = trust_dir(tmp_path)
     centre = Centre(tmp_path / "keys" / "publisher.pem")
