@@ -44,6 +44,8 @@ def _progress_bar(label_prefix: str) -> Callable[[int, int, str], None] | None:
         width = 30
         bar = "#" * int(frac * width)
         sys.stderr.write(f"\r{label_prefix} [{bar:<{width}}] {frac:4.0%} {done / 1e6:,.0f}/{total / 1e6:,.0f} MB {label[-30:]:<30}")
+        if done >= total:
+            sys.stderr.write("\r\033[K")  # gone once complete, so log lines start clean
         sys.stderr.flush()
 
     return show
@@ -101,10 +103,17 @@ def _ingest_usb(args: argparse.Namespace, cfg: config_mod.Config, roots: list[An
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lib = Library(cfg)
     outcomes: list[Any] = []
+    bar = _progress_bar("USB")
+
+    def said(o: Any) -> None:
+        if bar:
+            sys.stderr.write("\r\033[K")
+        if not args.json:
+            print(_outcome_line(o), flush=True)
+
     try:
         for root in roots:
-            outcomes += usb.import_folder(cfg, lib, root, stop=stop,
-                                          on_outcome=None if args.json else lambda o: print(_outcome_line(o), flush=True))
+            outcomes += usb.import_folder(cfg, lib, root, stop=stop, on_outcome=said, on_progress=bar)
     finally:
         lib.close()
     if args.json:

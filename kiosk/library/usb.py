@@ -47,10 +47,12 @@ def content_folder(cfg: Config, path: Path) -> Path | None:
 
 
 def import_folder(cfg: Config, library: Any, path: Path, stop: threading.Event | None = None,
-                  on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+                  on_outcome: Callable[[Outcome], None] | None = None,
+                  on_progress: Callable[[int, int, str], None] | None = None) -> list[Outcome]:
     """Import every bag on a disk (given its mount point or its kiosk folder); one import at a time.
 
-    `stop` ends the import after the package being read (SIGTERM); `on_outcome` hears each answer."""
+    `stop` ends the import after the package being read (SIGTERM); `on_outcome` hears each
+    answer; `on_progress(done, total, label)` hears the bytes of the whole disk (a terminal)."""
     from kiosk.library import find_bags
 
     folder = content_folder(cfg, path)
@@ -71,6 +73,8 @@ def import_folder(cfg: Config, library: Any, path: Path, stop: threading.Event |
 
         def progress(done: int, total: int, label: str) -> None:
             record.update(done_bytes=before[0] + done, label=label)
+            if on_progress is not None:
+                on_progress(record["done_bytes"], record["total_bytes"], label)
             if clock.monotonic() - last[0] >= WRITE_EVERY_S:
                 last[0] = clock.monotonic()
                 _write(cfg, record)
