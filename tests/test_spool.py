@@ -307,3 +307,21 @@ def test_a_file_of_full_size_still_full_of_holes_is_not_taken_early(box, tmp_pat
         assert spool.scan(cfg, lib) == []  # Payload-Oxum reached by size, but not by content
         film.write_bytes(payload)
         assert [o.outcome for o in spool.scan(cfg, lib)] == ["published"]
+
+
+def test_the_device_page_sees_how_far_the_bag_being_published_is(box, tmp_path, monkeypatch):
+    cfg, lib = box
+    shutil.copytree(make_bag(tmp_path, files={"film.mp4": os.urandom(3 << 20)}, record={"main": "film.mp4"}), _spool(cfg) / "film")
+    real, seen = lib.ingest, []
+
+    def watched(path, source="cli", progress=None):
+        def step(done, total, label):
+            progress(done, total, label)
+            seen.append(spool.status(cfg)["taking"])
+
+        return real(path, source, step)
+
+    monkeypatch.setattr(lib, "ingest", watched)
+    assert [o.outcome for o in spool.scan(cfg, lib)] == ["published"]
+    assert seen and seen[-1]["name"] == "film" and seen[-1]["done_bytes"] == seen[-1]["total_bytes"] == 3 << 20
+    assert spool.status(cfg)["taking"] is None

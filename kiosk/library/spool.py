@@ -54,6 +54,9 @@ _LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(?:\./)?(.+)$")
 _OXUM = re.compile(r"^payload-oxum:\s*([0-9]+)\.([0-9]+)\s*$", re.I | re.M)
 _PCT = re.compile(r"%(0[AaDd]|25)")
 _lock = threading.Lock()  # one scan at a time per process (the scheduler and "check now")
+# the bag being taken now: the device page runs in the scheduler's process, so memory will
+# do (no writes to the SD card for a progress figure)
+_taking: dict[str, Any] = {}
 
 
 @dataclass
@@ -147,8 +150,14 @@ def _consider(cfg: Config, library: Any, state: dict[str, Any], path: Path) -> O
 
 def _take(cfg: Config, library: Any, state: dict[str, Any], claimed: Path, name: str) -> Outcome | None:
     """Ingest a claimed entry, then remove what is left of it (or put it back if still arriving)."""
+
+    def progress(done: int, total: int, label: str) -> None:
+        _taking.update(done_bytes=done, total_bytes=total, label=label)
+
+    _taking.clear()
+    _taking.update(name=name, since=clock.now(), done_bytes=0, total_bytes=0, label="")
     try:
-        outcome = library.ingest(claimed, source="spool")
+        outcome = library.ingest(claimed, source="spool", progress=progress)
     except Exception as e:  # a broken bag must not stop the spool: count, and give up after a few
         failures = state["failures"].get(name, 0) + 1
         state["failures"][name] = failures
@@ -158,6 +167,8 @@ def _take(cfg: Config, library: Any, state: dict[str, Any], claimed: Path, name:
         state["failures"].pop(name, None)
         state["entries"].pop(name, None)
         return _abandon(cfg, library, state, claimed, name, "bad_bag", f"ingest failed {failures} times: {e}")
+    finally:
+        _taking.clear()
     state["failures"].pop(name, None)
     if outcome.outcome == "waiting":
         # the library saw something still missing: hand the entry back to the watcher,
@@ -346,7 +357,8 @@ def _save(cfg: Config, state: dict[str, Any]) -> None:
 
 
 def status(cfg: Config) -> dict[str, Any]:
-    """For the device page: bags arriving, bags given up on (in quarantine), and recent takes."""
+    """For the device page: bags arriving, the one being published now (in this process),
+    bags given up on (in quarantine), and recent takes."""
     state = _load(cfg)
     now = clock.now()
     waiting = [
@@ -362,4 +374,5 @@ def status(cfg: Config) -> dict[str, Any]:
         }
         for name, e in sorted(state["entries"].items())
     ]
-    return {"waiting": waiting, "abandoned": state["abandoned"], "recent": state["recent"]}
+    taking = dict(_taking) or None
+    return {"waiting": waiting, "taking": taking, "abandoned": state["abandoned"], "recent": state["recent"]}
