@@ -223,3 +223,17 @@ def test_kiosk_ingest_says_plainly_when_a_path_does_not_exist(cfg_path: Path, tm
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == f"kiosk: {tmp_path / 'no-such-disk'} does not exist"
     assert "Traceback" not in done.stderr
+
+
+def test_a_spool_bag_that_never_completes_is_quarantined_not_deleted(lib: Library, cfg, tmp_path: Path) -> None:
+    spool = cfg.path("storage.spool_dir")
+    spool.mkdir(parents=True)
+    entry = spool / "stuck"
+    shutil.move(str(make_bag(tmp_path)), entry)
+    (entry / "data/video.mp4").unlink()
+    outcome = lib.reject(entry, "spool", "incomplete", "still incomplete after a day")
+    assert (outcome.outcome, outcome.reason) == ("rejected", "bad_bag")
+    assert not entry.exists()
+    record = lib.quarantine()[0]
+    assert record["reason"] == "内容包一直没有接收完整。" and record["package"] == "package"
+    assert (lib.quarantine_dir / record["entry"] / "package" / "bagit.txt").exists()

@@ -25,7 +25,7 @@ from kiosk.errors import NotFound, PackageRejected
 from kiosk.library import eviction
 from kiosk.library.catalogue import Catalogue, check, today
 from kiosk.library.ingest import WITHDRAWN_FILE, ingest_lock, ingest_one, media_type
-from kiosk.library.model import CATEGORIES, FileEntry, Item, Outcome
+from kiosk.library.model import CATEGORIES, REASONS, FileEntry, Item, Outcome
 from kiosk.library.quarantine import Quarantine
 from kiosk.library.store import Store
 
@@ -76,11 +76,13 @@ class Library:
         return [self.ingest(p, source, progress) for p in find_bags(Path(root))]
 
     def reject(self, path: Path, source: str, code: str, detail: str = "") -> Outcome:
-        """Quarantine a package without ingesting it (a spool bag that never completed)."""
-        move = source == "spool"
+        """Quarantine a package without ingesting it (a spool bag that never completed: code "incomplete").
+
+        `code` is a DESIGN.md reason, or a finer word ("incomplete") reported as bad_bag."""
+        reason = code if code in REASONS else "bad_bag"
         with ingest_lock(self.cfg.data_dir):
-            self._quarantine.add(Path(path), source, code, detail, move=move)
-            outcome = Outcome(str(path), "rejected", None, None, "bad_bag" if code == "incomplete" else code, detail)
+            self._quarantine.add(Path(path), source, reason, detail, move=source == "spool", kind=code)
+            outcome = Outcome(str(path), "rejected", None, None, reason, detail, {"code": code})
             self.catalogue.record_outcome(outcome, clock.now())
         return outcome
 
