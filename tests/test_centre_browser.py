@@ -14,7 +14,7 @@ from tests.test_centre_e2e import OFFLINE_AFTER_S, Centre
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
-QUIET_S = 4  # long enough for a browser page to load while a fresh point is still online
+QUIET_S = 6  # long enough for a browser page to load while a fresh point is still online
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
