@@ -93,14 +93,9 @@ def _hardware() -> Any:
     return _part("hardware") or _NoHardware()
 
 
-_limiters: dict[int, auth.RateLimiter] = {}
-
-
 def _limiter() -> auth.RateLimiter:
-    app_id = id(current_app._get_current_object())  # type: ignore[attr-defined]
-    if app_id not in _limiters:
-        _limiters[app_id] = auth.RateLimiter(_cfg().admin.max_login_attempts)
-    return _limiters[app_id]
+    """The app's login rate limiter (one per app, made on first use)."""
+    return current_app.extensions.setdefault("kiosk_admin_limiter", auth.RateLimiter(_cfg().admin.max_login_attempts))
 
 
 def _wants_json() -> bool:
