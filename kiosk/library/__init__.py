@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from kiosk import clock
 from kiosk.config import Config
-from kiosk.errors import NotFound, PackageRejected
+from kiosk.errors import KioskError, NotFound, PackageRejected
 from kiosk.library import eviction
 from kiosk.library.catalogue import Catalogue, check, today
 from kiosk.library.ingest import WITHDRAWN_FILE, ingest_lock, ingest_one, media_type
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 MiB = 1 << 20
+BUSY_WAIT_S = 10.0  # how long the device page's delete waits for a running import
 
 
 class Library:
@@ -151,7 +152,9 @@ class Library:
 
     def delete(self, item_id: str) -> None:
         """Remove an item from the screens and the store."""
-        with ingest_lock(self.cfg.data_dir):
+        with ingest_lock(self.cfg.data_dir, wait=BUSY_WAIT_S) as held:
+            if not held:
+                raise KioskError("an import is running; try again when it has finished")
             row = self.catalogue.row(item_id)
             if row is None or row["kind"] != "item":
                 raise NotFound(f"no item {item_id}")
@@ -165,7 +168,9 @@ class Library:
 
     def evict(self) -> list[str]:
         """Remove whole packages until storage.min_free_percent is free; return their ids."""
-        with ingest_lock(self.cfg.data_dir):
+        with ingest_lock(self.cfg.data_dir, wait=False) as held:
+            if not held:  # an ingest is running and makes its own room; next time
+                return []
             self._quarantine.prune()
             free, total = self.store.usage()
             need = int(total * self.cfg.storage.min_free_percent / 100) - free

@@ -31,6 +31,7 @@ import logging
 import mimetypes
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -72,17 +73,24 @@ class Waiting(Exception):
 
 
 @contextmanager
-def ingest_lock(data_dir: Path, wait: bool = True) -> Iterator[bool]:
+def ingest_lock(data_dir: Path, wait: bool | float = True) -> Iterator[bool]:
     """One ingest, eviction or recovery at a time on this box, across processes and threads.
 
-    Yields whether the lock is held (always True when `wait`)."""
+    `wait`: True waits as long as it takes, False not at all, a number that many seconds.
+    Yields whether the lock is held (always True when `wait` is True)."""
     fd = os.open(data_dir / "library.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        # real time, not kiosk.clock: a test's frozen clock would make this wait forever
+        deadline = time.monotonic() + (0.0 if wait is False else float(wait) if wait is not True else 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait is True else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
         yield True
     finally:
         os.close(fd)

@@ -65,6 +65,7 @@ class Quarantine:
         self.root = Path(root)
         self.keep_days = keep_days
         self.root.mkdir(parents=True, exist_ok=True)
+        self._count: tuple[tuple[int, int], int] | None = None
 
     def add(self, origin: Path, source: str, code: str, detail: str = "", item_id: str | None = None,
             version: int | None = None, move: bool = False, key: str | None = None, kind: str | None = None) -> Path:
@@ -118,7 +119,13 @@ class Quarantine:
 
     def count(self) -> int:
         """Packages in quarantine now (records whose package was pruned are not counted)."""
-        return sum(1 for r in self.entries() if not r.get("pruned"))
+        # Cached on the folder's mtime and link count (one per entry), which every add and
+        # prune changes (prune touches the folder).
+        st = os.stat(self.root)
+        stamp = (st.st_mtime_ns, st.st_nlink)
+        if self._count is None or self._count[0] != stamp:
+            self._count = (stamp, sum(1 for r in self.entries() if not r.get("pruned")))
+        return self._count[1]
 
     def prune(self) -> int:
         """Delete packages older than keep_days (keeping their record) and the oldest records; return how many."""
@@ -139,6 +146,9 @@ class Quarantine:
                 rec.update(pruned=True, package=None)
                 _write_json(entry / "reason.json", rec)
                 n += 1
+        if n:
+            os.utime(self.root)  # tells count() that records changed
+            self._count = None
         return n
 
 
