@@ -147,3 +147,10 @@ def test_a_postgresql_connection_lost_is_replaced_on_the_next_call(tmp_path) -> 
     finally:
         s.close()
         drop_schema(schema)
+
+
+def test_a_literal_percent_sign_in_a_query_means_itself_on_both_backends(store: Store) -> None:
+    store.enroll("storm-1")
+    store.enroll("other")
+    assert store.db.query("SELECT id FROM points WHERE id LIKE 'storm-%'") == [("storm-1",)]
+    assert store.db.query("SELECT id FROM points WHERE id LIKE ?", ("oth%",)) == [("other",)]

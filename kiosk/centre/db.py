@@ -167,7 +167,8 @@ class Database:
     # --- statements -----------------------------------------------------------------
     def sql(self, statement: str) -> str:
         """The statement in this backend's placeholder style."""
-        return statement.replace("?", "%s") if self.is_pg else statement
+        # psycopg reads every % as a placeholder: a literal one (LIKE 'x-%') is doubled
+        return statement.replace("%", "%%").replace("?", "%s") if self.is_pg else statement
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator["Cursor"]:
