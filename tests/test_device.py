@@ -269,3 +269,11 @@ def test_a_pi_whose_pins_cannot_be_had_still_reads_its_health(cfg, caplog, facto
     assert hw.panel is None and "panel_unavailable" in caplog.text
     assert hw.read().memory_total > 0
     hw.set_status("fault")  # nothing to show it on, and no error
+
+
+def test_the_screens_fallback_marker_of_this_boot_means_the_display_failed(fake_os, cfg):
+    marker = cfg.data_dir / "display-failed"
+    marker.write_text(f"boot_id={BOOT_A}\ntime=2026-11-22T01:00:00Z\nunit=kiosk-display.service\n")
+    assert fake_os.hardware(cfg.data_dir).read().display_failed is True
+    marker.write_text(f"boot_id={BOOT_B}\ntime=2026-11-20T01:00:00Z\nunit=kiosk-display.service\n")
+    assert fake_os.hardware(cfg.data_dir).read().display_failed is False  # an earlier boot's marker

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 Run = Callable[[Sequence[str]], str]
 
+# Left in data_dir by systemd/kiosk-display-failed when the screens gave up; removed by
+# the power helper's restart-screens.
+DISPLAY_FAILED = "display-failed"
+
 # `vcgencmd get_throttled` bits (Raspberry Pi firmware documentation).
 THROTTLE_BITS = {
     0: "under_voltage_now",
@@ -276,7 +280,16 @@ class PiHardware:
             restarts: int | None = int(props.get("NRestarts", ""))
         except ValueError:
             restarts = None
-        return restarts, props.get("ActiveState") == "failed"
+        return restarts, props.get("ActiveState") == "failed" or self._display_gave_up()
+
+    def _display_gave_up(self) -> bool:
+        """The marker kiosk-display-failed leaves when the screens gave up, for this boot."""
+        try:
+            lines = (self.data_dir / DISPLAY_FAILED).read_text(errors="replace").splitlines()
+        except OSError:
+            return False
+        marked = dict(line.split("=", 1) for line in lines if "=" in line).get("boot_id")
+        return marked is not None and marked == _read_text(self.boot_id_path)
 
     # --- panel --------------------------------------------------------------------
     def set_status(self, state: str) -> None:

@@ -1,9 +1,9 @@
 """Restart the screens, reboot, shut down: through one narrow privileged helper.
 
 The web server never runs as root. admin.power_command (default
-`sudo -n /usr/lib/kiosk/kiosk-power`) is the only way up; the appliance's
-sudoers rule allows exactly that helper with exactly one of ACTIONS as its
-argument, and the helper itself maps each to a fixed systemctl call.
+/usr/lib/kiosk/kiosk-power) is the only way up: it takes exactly one of ACTIONS
+and asks systemd to start kiosk-power@ACTION.service, which the appliance's
+polkit rule allows the kiosk user for exactly those three instances.
 """
 
 from __future__ import annotations
