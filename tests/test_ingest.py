@@ -237,3 +237,12 @@ def test_a_spool_bag_that_never_completes_is_quarantined_not_deleted(lib: Librar
     record = lib.quarantine()[0]
     assert record["reason"] == "内容包一直没有接收完整。" and record["package"] == "package"
     assert (lib.quarantine_dir / record["entry"] / "package" / "bagit.txt").exists()
+
+
+def test_a_package_that_cannot_be_read_is_rejected_plainly(lib: Library, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path)
+    (bag / "data/video.mp4").chmod(0)
+    if os.access(bag / "data/video.mp4", os.R_OK):
+        pytest.skip("running as root: a file without permissions is still readable")
+    outcome = lib.ingest(bag, source="usb")
+    assert (outcome.outcome, outcome.reason) == ("rejected", "bad_bag")

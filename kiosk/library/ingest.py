@@ -25,6 +25,7 @@ verified store folder the catalogue does not know yet (registered on the next op
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -102,7 +103,14 @@ def ingest_one(lib: "Library", path: Path, source: str, progress: Progress | Non
     ctx: dict[str, Any] = {"id": None, "version": None}
     with ingest_lock(lib.cfg.data_dir):
         try:
-            outcome = _ingest(lib, path, source, progress, ctx)
+            try:
+                outcome = _ingest(lib, path, source, progress, ctx)
+            except OSError as e:
+                if source == "spool" and e.errno != errno.ENOSPC:
+                    raise  # the spool watcher retries a few times before it gives up on a bag
+                # a USB disk pulled out, a bad sector: said plainly, like any rejection
+                code = "no_space" if e.errno == errno.ENOSPC else "bad_bag"
+                raise PackageRejected(code, f"could not read or write {e.filename or path}: {e.strerror}") from None
         except Waiting as e:
             outcome = Outcome(str(path), "waiting", ctx["id"], ctx["version"], None, str(e))
         except PackageRejected as e:
