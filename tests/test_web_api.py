@@ -124,3 +124,15 @@ def test_serving_a_file_does_not_keep_its_item_from_eviction(client, library: Li
     assert r.status_code == 200 and "玉米" in r.get_data(as_text=True)
     r.close()
     assert library._open.ids() == set()
+
+
+def test_the_screens_show_a_newly_published_item_at_once(client, library: Library, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kiosk = {"REMOTE_ADDR": "127.0.0.1"}
+    assert "秦腔选段" not in client.get("/", environ_base=kiosk).get_data(as_text=True)
+    assert "秦腔选段" not in client.get("/topic/culture", environ_base=kiosk).get_data(as_text=True)
+    outcome = library.ingest(make_bag(tmp_path, record={"id": "opera", "title": "秦腔选段", "category": "culture"}))
+    assert outcome.outcome == "published"
+    assert "秦腔选段" in client.get("/", environ_base=kiosk).get_data(as_text=True)
+    assert "秦腔选段" in client.get("/topic/culture", environ_base=kiosk).get_data(as_text=True)
+    library.delete("opera")
+    assert "秦腔选段" not in client.get("/topic/culture", environ_base=kiosk).get_data(as_text=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from functools import lru_cache
-from typing import Any
+import threading
+from collections import OrderedDict
+from functools import lru_cache, wraps
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, send_file, url_for
@@ -134,6 +136,74 @@ def calm_error(code: int) -> Any:
     return html, code
 
 
+class PageCache:
+    """Rendered pages of pure reads (home, topics, search), kept until the catalogue changes.
+
+    With 100,000 items a topic page costs a few milliseconds of queries and
+    templating; a villager's next tap usually asks for a page already made. The key
+    holds the catalogue's generation (any publish, recall or eviction changes it)
+    and the hour (the "新" badges age), so a cached page is never stale.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._pages: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> str | None:
+        with self._lock:
+            html = self._pages.get(key)
+            if html is not None:
+                self._pages.move_to_end(key)
+            return html
+
+    def put(self, key: tuple[Any, ...], html: str) -> None:
+        with self._lock:
+            self._pages[key] = html
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+
+def _page_cache() -> PageCache:
+    """This app's page cache (one per app: two boxes in one process never share pages)."""
+    ext = current_app.extensions["kiosk"]
+    cache = ext.get("pages")
+    if cache is None:
+        cache = ext.setdefault("pages", PageCache())
+    return cache
+
+
+def _generation() -> Any:
+    """The catalogue's change counter, or None when the library cannot say (then nothing is cached)."""
+    library = _part("library")
+    fn = getattr(library, "generation", None) or getattr(getattr(library, "catalogue", None), "generation", None)
+    try:
+        return fn() if fn else None
+    except Exception:
+        return None
+
+
+def cached_page(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Serve a pure-read page from PageCache when the catalogue has not changed."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gen = _generation()
+        if gen is None:
+            return view(*args, **kwargs)
+        key = (request.full_path, i18n.current_language(), on_kiosk_screen(), gen, int(clock.now() // 3600))
+        pages = _page_cache()
+        html = pages.get(key)
+        if html is None:
+            html = view(*args, **kwargs)
+            if not isinstance(html, str):
+                return html
+            pages.put(key, html)
+        return html
+
+    return wrapper
+
+
 def _item_or_404(item_id: str) -> Any:
     try:
         return _part("library").item(item_id)
@@ -156,6 +226,7 @@ def _note_open(item: Any) -> None:
 
 
 @bp.get("/")
+@cached_page
 def home() -> Any:
     """Big topic tiles with counts and what is new, then the newest arrivals."""
     library = _part("library")
@@ -170,6 +241,7 @@ def home() -> Any:
 
 
 @bp.get("/topic/<slug>")
+@cached_page
 def topic(slug: str) -> Any:
     """One topic's items, newest first, with posters."""
     if slug not in TOPICS:
@@ -219,6 +291,7 @@ def pictures(item_id: str) -> Any:
 
 
 @bp.get("/search")
+@cached_page
 def search() -> Any:
     """Search with the on-screen keyboard; results come as you type (and server-side for ?q=)."""
     q = (request.args.get("q") or "").strip()[:64]
@@ -262,6 +335,7 @@ def wish_send() -> Any:
 
 
 @bp.get("/attract")
+@cached_page
 def attract() -> Any:
     """The idle screen: new arrivals, one after another, until someone touches it."""
     arrivals = [it for it in _part("library").items(limit=12)]
