@@ -68,6 +68,7 @@ class Box:
         self.library = library
         self.with_scheduler = with_scheduler
         self.scheduler: Any = None
+        self.app: Any = None
         self.server: Any = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -87,9 +88,9 @@ class Box:
             self.hardware = _open_hardware(self.cfg)
         if self.library is None:
             self.library = Library(self.cfg)
-        app = create_app(self.cfg, self.hardware, library=self.library, uplink_status=_uplink_status(self.cfg))
+        self.app = create_app(self.cfg, self.hardware, library=self.library, uplink_status=_uplink_status(self.cfg))
         self.server = create_server(
-            app, host=self.host, port=self.port, threads=self.cfg.web.threads,
+            self.app, host=self.host, port=self.port, threads=self.cfg.web.threads,
             ident="kiosk", clear_untrusted_proxy_headers=True, channel_timeout=60,
         )
         self.port = int(self.server.effective_port)  # port 0 picked a free one
@@ -132,6 +133,13 @@ class Box:
             except Exception as e:
                 log.warning("event=scheduler_stop_failed error=%r", e)
             self.scheduler = None
+        for name in ("usage", "wishes"):
+            store = self.app.extensions["kiosk"].get(name) if self.app is not None else None
+            if store is not None:
+                try:
+                    store.close()
+                except Exception as e:
+                    log.warning("event=store_close_failed store=%s error=%r", name, e)
         if self.library is not None:
             try:
                 self.library.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from pathlib import Path
 from typing import Any, Callable
 
 from flask import Flask, jsonify, request
@@ -54,7 +53,11 @@ def create_app(
     usage: Any = None,
     wishes: Any = None,
 ) -> Flask:
-    """Build the app. `uplink_status` is handed in by the runner so web never imports uplink."""
+    """Build the app. `uplink_status` is handed in by the runner so web never imports uplink.
+
+    `start_jobs` is accepted for the house signature; the runner (kiosk.box) starts the
+    scheduler, so the app itself never starts background work.
+    """
     from kiosk.library.usage import Usage
     from kiosk.library.wishes import Wishes
     from kiosk.web import api, i18n, media, screens
@@ -115,8 +118,3 @@ def create_app(
         return {"ok": True}
 
     return app
-
-
-def static_folder() -> Path:
-    """Where the screens' CSS, JS and icons live."""
-    return Path(__file__).parent / "static"
