@@ -143,37 +143,52 @@ class HistoryStore:
 
     def series(self, column: str, seconds: float, buckets: int, until: float | None = None) -> list[float | None]:
         """`buckets` values over the last `seconds` (oldest first); None where nothing was sampled."""
-        if column not in COLUMNS:
-            raise ValueError(f"unknown history column {column!r}")
+        return self.series_many((column,), seconds, buckets, until)[column]
+
+    def series_many(self, columns: tuple[str, ...] | list[str], seconds: float, buckets: int,
+                    until: float | None = None) -> dict[str, list[float | None]]:
+        """Like series() for several columns at once (one query per table: the page draws 14 lines)."""
+        for column in columns:
+            if column not in COLUMNS:
+                raise ValueError(f"unknown history column {column!r}")
         end = clock.now() if until is None else until
         start = end - seconds
         width = seconds / buckets
-        sums = [0.0] * buckets
-        counts = [0] * buckets
-        highs: list[float | None] = [None] * buckets
+        sums = {c: [0.0] * buckets for c in columns}
+        counts = {c: [0] * buckets for c in columns}
+        highs: dict[str, list[float | None]] = {c: [None] * buckets for c in columns}
 
-        def put(b: int, total: float, n: int, high: float) -> None:
-            if 0 <= b < buckets and n:
-                sums[b] += total
-                counts[b] += n
-                highs[b] = high if highs[b] is None else max(highs[b], high)  # type: ignore[type-var]
+        def put(c: str, b: int, total: float | None, n: int, high: float | None) -> None:
+            if 0 <= b < buckets and n and total is not None and high is not None:
+                sums[c][b] += total
+                counts[c][b] += n
+                old = highs[c][b]
+                highs[c][b] = high if old is None else max(old, high)
 
+        picks = ", ".join(f"SUM({c}), COUNT({c}), MAX({c})" for c in columns)
         with self._lock:
             for table in ("hour", "minute"):
                 rows = self._db.execute(
-                    f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, SUM({column}), COUNT({column}), MAX({column}) "
-                    f"FROM {table} WHERE ts >= ? AND ts < ? AND {column} IS NOT NULL GROUP BY b",
+                    f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, {picks} FROM {table} "
+                    f"WHERE ts >= ? AND ts < ? GROUP BY b",
                     (start, width, start, end),
                 ).fetchall()
-                for b, total, n, high in rows:
-                    put(int(b), total, n, high)
-            for ts, row in self._buffer:
-                v = row.get(column)
-                if v is not None and start <= ts < end:
-                    put(int((ts - start) // width), v, 1, v)
-        if COLUMNS[column] == "max":
-            return highs
-        return [s / n if n else None for s, n in zip(sums, counts)]
+                for row in rows:
+                    for i, c in enumerate(columns):
+                        put(c, int(row[0]), row[1 + 3 * i], row[2 + 3 * i], row[3 + 3 * i])
+            for ts, sample in self._buffer:
+                if start <= ts < end:
+                    for c in columns:
+                        v = sample.get(c)
+                        if v is not None:
+                            put(c, int((ts - start) // width), v, 1, v)
+        out: dict[str, list[float | None]] = {}
+        for c in columns:
+            if COLUMNS[c] == "max":
+                out[c] = highs[c]
+            else:
+                out[c] = [t / n if n else None for t, n in zip(sums[c], counts[c])]
+        return out
 
     def counts(self) -> dict[str, int]:
         """Rows held per table, and samples waiting in memory."""

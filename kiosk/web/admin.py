@@ -152,11 +152,14 @@ def _sparklines(store: history.HistoryStore | None) -> dict[str, dict[str, Marku
     out: dict[str, dict[str, Markup]] = {}
     if store is None:
         return out
+    columns = tuple(history.SIGNAL_COLUMN.values())
+    day = store.series_many(columns, DAY, 96)
+    week = store.series_many(columns, 7 * DAY, 168)
     for signal, column in history.SIGNAL_COLUMN.items():
         lo, hi = _SCALES.get(column, (None, None))
         out[signal] = {
-            "day": sparkline(store.series(column, DAY, 96), low=lo, high=hi),
-            "week": sparkline(store.series(column, 7 * DAY, 168), low=lo, high=hi),
+            "day": sparkline(day[column], low=lo, high=hi),
+            "week": sparkline(week[column], low=lo, high=hi),
         }
     return out
 
