@@ -128,6 +128,7 @@ def test_a_damaged_catalogue_is_set_aside_and_rebuilt(cfg2, tmp_path: Path) -> N
     data = bytearray(db.read_bytes())
     data[4096:8192] = os.urandom(4096)  # a torn page, as a power cut on an SD card leaves
     db.write_bytes(bytes(data))
+    (cfg2.data_dir / "catalogue.checked").write_text("the boot before the power cut")
     lib = Library(cfg2)
     assert [i.id for i in lib.items()] == ["a"]
     assert list(cfg2.data_dir.glob("catalogue.sqlite.damaged-*"))
