@@ -326,3 +326,15 @@ def test_kiosk_admin_set_password_reads_standard_input(cfg, cfg_path):
     r = kiosk("admin", "set-password", "--config", str(cfg_path), stdin="abc\n")
     assert r.returncode != 0 and "at least" in r.stderr and "Traceback" not in r.stderr
     assert auth.check_password(cfg, "new-secret-1")  # unchanged
+
+
+def test_the_log_keeps_only_the_last_200_lines_and_others_warnings(admin):
+    import logging
+
+    for i in range(250):
+        logging.getLogger("kiosk.test").warning("event=line n=%d", i)
+    logging.getLogger("apscheduler.executors").info("Running job chatter")
+    logging.getLogger("waitress").warning("event=queue_depth n=9")
+    text = admin.get("/admin/log").text
+    assert "n=249" in text and "event=line n=10\n" not in text
+    assert "queue_depth" in text and "chatter" not in text

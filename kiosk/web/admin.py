@@ -45,6 +45,8 @@ class LogRing(logging.Handler):
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%d %H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.WARNING and not record.name.startswith("kiosk"):
+            return  # the box's own lines, and only others' warnings (apscheduler logs every run)
         try:
             self.lines.append(self.format(record))
         except Exception:  # logging must never break the box
@@ -55,8 +57,8 @@ _ring_lock = threading.Lock()
 
 
 def log_ring() -> LogRing:
-    """The ring attached to the `kiosk` logger (attached once per process)."""
-    logger = logging.getLogger("kiosk")
+    """The ring attached to the root logger (attached once per process)."""
+    logger = logging.getLogger()
     with _ring_lock:
         for h in logger.handlers:
             if isinstance(h, LogRing):
