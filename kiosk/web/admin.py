@@ -147,7 +147,7 @@ def sparkline(values: list[float | None], width: int = 240, height: int = 44, lo
 
 
 # column -> fixed scale, so a flat line at 0 reads as "never" rather than filling the box
-_SCALES = {"under_voltage": (0, 1), "readonly": (0, 1), "disk_percent": (0, 100), "memory_percent": (0, 100), "ext4_errors": (0, 1), "display_restarts": (0, 3)}
+_SCALES = {"temp_c": (30, 85), "under_voltage": (0, 1), "readonly": (0, 1), "disk_percent": (0, 100), "memory_percent": (0, 100), "ext4_errors": (0, 1), "display_restarts": (0, 3)}
 
 
 def _sparklines(store: history.HistoryStore | None) -> dict[str, dict[str, Markup]]:
