@@ -90,10 +90,11 @@ def _run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 @contextlib.contextmanager
 def chroot_mounts(root: Path) -> Iterator[None]:
-    """/proc and /dev inside root, as pi-gen's on_chroot provides them."""
+    """/proc, /sys and /dev inside root, as pi-gen's on_chroot provides them."""
     mounted: list[Path] = []
     try:
-        for target, argv in ((root / "proc", ["mount", "-t", "proc", "proc"]), (root / "dev", ["mount", "--rbind", "/dev"])):
+        for target, argv in ((root / "proc", ["mount", "-t", "proc", "proc"]), (root / "sys", ["mount", "-t", "sysfs", "sysfs"]),
+                             (root / "dev", ["mount", "--rbind", "/dev"])):
             target.mkdir(exist_ok=True)
             _run([*argv, str(target)])
             mounted.append(target)
@@ -131,6 +132,10 @@ def base_rootfs() -> Path:
         _run(["chroot", str(work), "apt-get", "clean"], env=env, timeout=600)
     policy.unlink()
     work.rename(final)
+    # one tree is enough: drop those of older package lists (about 1 GiB each)
+    for old in CACHE.glob(f"rootfs-{SUITE}-amd64-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
     sys.stderr.write(f"rootfs cache built in {time.monotonic() - started:.0f} s: {final}\n")
     return final
 
@@ -147,6 +152,9 @@ def wheelhouse(dest: Path) -> Path:
         for own in tmp.glob("field_kiosk-*.whl"):
             own.unlink()
         tmp.rename(deps)
+        for old in CACHE.glob("wheels-py*"):
+            if old != deps and not old.name.endswith(f".{os.getpid()}"):
+                shutil.rmtree(old, ignore_errors=True)
     for wheel in deps.glob("*.whl"):
         shutil.copy(wheel, dest)
     return dest
@@ -240,3 +248,74 @@ def test_the_kiosk_starts_in_the_image_and_answers_healthz(image_root: Path) -> 
         output = proc.stdout.read() if proc.stdout else ""
         if output:
             sys.stderr.write(output[-4000:])
+
+
+def test_the_first_boot_setup_takes_the_settings_from_the_boot_drive(image_root: Path) -> None:
+    boot = image_root / "boot" / "firmware"
+    (boot / "kiosk-trust").mkdir(parents=True, exist_ok=True)
+    (boot / "kiosk.toml").write_text('[point]\nid = "dongfeng-01"\nname = "东风村服务点"\n', encoding="utf-8")
+    (boot / "kiosk-trust" / "county.pem").write_text("-----BEGIN PUBLIC KEY-----\n")
+    (boot / "kiosk-admin-password.txt").write_text("village-admin-1\n")
+    _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-setup"], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}, timeout=120)
+    assert 'id = "dongfeng-01"' in (image_root / "etc" / "kiosk" / "kiosk.toml").read_text(encoding="utf-8")
+    assert _run(["chroot", str(image_root), "stat", "-c", "%U:%G %a", "/etc/kiosk/kiosk.toml"]).stdout.strip() == "root:kiosk 640"
+    assert (image_root / "var" / "lib" / "kiosk" / "trust" / "county.pem").exists()
+    assert not (boot / "kiosk.toml").exists() and not (boot / "kiosk-admin-password.txt").exists()
+    result = (boot / "kiosk-setup-result.txt").read_text()
+    assert "kiosk.toml applied" in result and "password set" in result
+
+
+@contextlib.contextmanager
+def loop_card(path: Path) -> Iterator[str]:
+    """A loop device over an image file, with its partitions."""
+    dev = _run(["losetup", "--find", "--show", "--partscan", str(path)]).stdout.strip()
+    try:
+        subprocess.run(["partx", "-a", dev], capture_output=True)
+        if not Path(f"/sys/class/block/{Path(dev).name}p1").exists():
+            pytest.skip("this kernel makes no partition devices for loop devices (no MBR partition support)")
+        yield dev
+    finally:
+        subprocess.run(["losetup", "--detach", dev], capture_output=True)
+
+
+def test_the_first_boot_makes_the_data_partition_from_the_rest_of_the_card(image_root: Path) -> None:
+    if shutil.which("losetup") is None or not Path("/dev/loop-control").exists():
+        pytest.skip("needs loop devices")
+    # A small card laid out as pi-gen does: boot (FAT) at 4 MiB, root right after, the rest free.
+    card = image_root / "card.img"
+    with card.open("wb") as f:
+        f.truncate(300 * 1024 * 1024)
+    _run(["chroot", str(image_root), "sfdisk", "--quiet", "/card.img"], input="8192,65536,c\n73728,204800,L\n")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "KIOSK_DATA_MIN_FREE_MB": "50"}
+    with loop_card(card) as dev:
+        root_part = f"{dev}p2"
+        _run(["chroot", str(image_root), "mkfs.ext4", "-q", "-L", "rootfs", root_part])
+        try:
+            first = _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-data-partition"], env={**env, "KIOSK_ROOT_DEVICE": root_part}, timeout=300)
+            table = _run(["chroot", str(image_root), "sfdisk", "--dump", dev]).stdout
+            assert f"{dev}p1" in table and f"{dev}p2" in table and f"{dev}p3" in table
+            assert _run(["blkid", "-p", "-o", "value", "-s", "LABEL", f"{dev}p3"]).stdout.strip() == "kioskdata"
+            assert _run(["findmnt", "-n", "-o", "SOURCE", str(image_root / "var" / "lib" / "kiosk")]).stdout.strip() == f"{dev}p3"
+            assert _run(["chroot", str(image_root), "stat", "-c", "%U", "/var/lib/kiosk"]).stdout.strip() == "kiosk"
+            assert "mounted" in first.stderr
+            # a second boot finds it and changes nothing
+            again = _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-data-partition"], env={**env, "KIOSK_ROOT_DEVICE": root_part}, timeout=120)
+            assert "exists already" in again.stderr
+            assert _run(["chroot", str(image_root), "sfdisk", "--dump", dev]).stdout == table
+        finally:
+            subprocess.run(["umount", str(image_root / "var" / "lib" / "kiosk")], capture_output=True)
+
+
+def test_the_first_boot_leaves_a_card_without_free_space_alone(image_root: Path) -> None:
+    if shutil.which("losetup") is None or not Path("/dev/loop-control").exists():
+        pytest.skip("needs loop devices")
+    card = image_root / "full.img"
+    with card.open("wb") as f:
+        f.truncate(120 * 1024 * 1024)
+    _run(["chroot", str(image_root), "sfdisk", "--quiet", "/full.img"], input="8192,65536,c\n73728,,L\n")
+    with loop_card(card) as dev:
+        before = _run(["chroot", str(image_root), "sfdisk", "--dump", dev]).stdout
+        done = _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-data-partition"],
+                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "KIOSK_ROOT_DEVICE": f"{dev}p2"}, timeout=120)
+        assert "stays on the root file system" in done.stderr
+        assert _run(["chroot", str(image_root), "sfdisk", "--dump", dev]).stdout == before

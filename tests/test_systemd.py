@@ -274,3 +274,14 @@ def test_setup_keeps_the_old_settings_when_the_new_file_has_a_mistake(tmp_path: 
     assert (etc / "kiosk.toml").read_text() == '[point]\nid = "old"\n'
     assert (boot / "kiosk.toml").exists()
     assert "NOT applied" in (boot / "kiosk-setup-result.txt").read_text()
+
+
+def test_setup_does_not_apply_settings_while_the_root_is_read_only(tmp_path: Path) -> None:
+    boot, etc, env = _setup(tmp_path)
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("console=tty1 root=PARTUUID=abc-02 boot=overlay rootwait\n")
+    (boot / "kiosk.toml").write_text('[point]\nid = "new"\n')
+    subprocess.run([str(SYSTEMD / "kiosk-setup")], check=True, env={**env, "KIOSK_CMDLINE": str(cmdline)}, timeout=60)
+    assert not (etc / "kiosk.toml").exists()
+    assert (boot / "kiosk.toml").exists()
+    assert "read-only root is on" in (boot / "kiosk-setup-result.txt").read_text()
