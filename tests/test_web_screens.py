@@ -183,3 +183,10 @@ def test_read_aloud_speaks_the_title_as_a_cached_wav(client: Any) -> None:
     again = client.get("/speak/sample-corn-sowing", environ_base=KIOSK)
     assert again.data == r.data
     assert len(list(cache.glob("*.wav"))) == 1
+
+
+def test_the_kiosk_gets_the_on_screen_keyboard_and_phones_their_own(client: Any) -> None:
+    kiosk = page(client, "/search")
+    assert 'id="keyboard"' in kiosk and "readonly" in kiosk
+    phone = page(client, "/search", env=PHONE)
+    assert 'id="keyboard"' not in phone and "readonly" not in phone

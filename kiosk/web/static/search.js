@@ -28,7 +28,8 @@
       .catch(function () { /* the next letter asks again */ });
   };
   var later = function (q) { clearTimeout(timer); timer = setTimeout(function () { ask(q); }, 120); };
-  window.kioskKeyboard(document.getElementById("keyboard"), input, later);
+  var keyboard = document.getElementById("keyboard");
+  if (keyboard) window.kioskKeyboard(keyboard, input, later);
   input.addEventListener("input", function () { later(input.value); });
   document.getElementById("searchform").addEventListener("submit", function (e) { e.preventDefault(); ask(input.value); });
 })();
