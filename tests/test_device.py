@@ -277,3 +277,14 @@ def test_the_screens_fallback_marker_of_this_boot_means_the_display_failed(fake_
     assert fake_os.hardware(cfg.data_dir).read().display_failed is True
     marker.write_text(f"boot_id={BOOT_B}\ntime=2026-11-20T01:00:00Z\nunit=kiosk-display.service\n")
     assert fake_os.hardware(cfg.data_dir).read().display_failed is False  # an earlier boot's marker
+
+
+def test_a_raspberry_pi_is_known_by_its_device_tree_model(tmp_path):
+    from kiosk.device import is_raspberry_pi
+
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi 4 Model B Rev 1.5\x00")
+    assert is_raspberry_pi(str(model))
+    model.write_bytes(b"Generic x86 board\x00")
+    assert not is_raspberry_pi(str(model))
+    assert not is_raspberry_pi(str(tmp_path / "absent"))
