@@ -118,6 +118,19 @@ def test_a_lost_catalogue_is_rebuilt_from_the_store(cfg2, tmp_path: Path) -> Non
     lib.close()
 
 
+def test_a_rebuilt_catalogue_keeps_newest_first(cfg2, tmp_path: Path) -> None:
+    lib = Library(cfg2)
+    for n, item_id in enumerate(("first", "second", "third")):
+        publish(lib, tmp_path, item_id)
+        os.utime(lib.store.dir(item_id, 1), (1_700_000_000 + n, 1_700_000_000 + n))
+    lib.close()
+    for p in cfg2.data_dir.glob("catalogue.sqlite*"):
+        p.unlink()
+    lib = Library(cfg2)
+    assert [i.id for i in lib.items()] == ["third", "second", "first"]
+    lib.close()
+
+
 def test_a_damaged_catalogue_is_set_aside_and_rebuilt(cfg2, tmp_path: Path) -> None:
     lib = Library(cfg2)
     publish(lib, tmp_path, "a")

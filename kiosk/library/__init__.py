@@ -213,9 +213,9 @@ class Library:
             raise PackageRejected("no_space", f"{size} bytes needed, {max(0, free - keep)} bytes free above the reserve")
 
     def _register(self, record: Any, target: Path, files: list[FileEntry], withdrawn: dict[str, int],
-                  held: sqlite3.Row | None) -> None:
+                  held: sqlite3.Row | None, published_at: float | None = None) -> None:
         """The catalogue transaction of a publication, then the superseded folders go."""
-        now = clock.now()
+        now = clock.now() if published_at is None else published_at
         gone: list[sqlite3.Row] = []
         with self.catalogue.write() as db:
             self.catalogue.put(db, record, files, now, kind="recall" if record.is_recall else "item")
@@ -293,7 +293,8 @@ class Library:
                 if recall:
                     withdrawn = json.loads((folder / WITHDRAWN_FILE).read_text(encoding="utf-8"))
                 files = _files_of(folder)
-                self._register(record, folder, files, withdrawn, row)
+                # the folder's time keeps the order of the screens' "newest first" in a rebuild
+                self._register(record, folder, files, withdrawn, row, published_at=folder.stat().st_mtime)
                 log.info("event=registered_from_store id=%s version=%s", item_id, version)
             except (OSError, ValueError, PackageRejected) as e:
                 log.warning("event=store_folder_unreadable id=%s version=%s error=%s", item_id, version, e)

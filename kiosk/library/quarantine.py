@@ -76,14 +76,7 @@ class Quarantine:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in origin.name)[:60] or "package"
         entry = Path(tempfile.mkdtemp(prefix=f"{stamp}-{safe}-", dir=self.root))
-        moved = False
-        if move and (origin.exists() or origin.is_symlink()):
-            try:
-                os.rename(origin, entry / "package")
-                fsync_dir(origin.parent)
-                moved = True
-            except OSError as e:  # another file system: leave it and say so
-                log.warning("event=quarantine_move_failed origin=%s error=%s", origin, e)
+        will_move = move and (origin.exists() or origin.is_symlink())
         record = {
             "code": code,
             "reason": REASONS_ZH.get(kind or code, code),
@@ -95,11 +88,23 @@ class Quarantine:
             "id": item_id,
             "version": version,
             "key": key,
-            "package": "package" if moved else None,
+            "package": "package" if will_move else None,
             "pruned": False,
         }
+        # the reason first, then the move: a power cut between leaves a record, never an
+        # unexplained package
         _write_json(entry / "reason.json", record)
         fsync_dir(self.root)
+        if will_move:
+            try:
+                os.rename(origin, entry / "package")
+                fsync_dir(origin.parent)
+                fsync_dir(entry)
+            except OSError as e:  # another file system: leave it and say so
+                log.warning("event=quarantine_move_failed origin=%s error=%s", origin, e)
+                record["package"] = None
+                _write_json(entry / "reason.json", record)
+        moved = record["package"] is not None
         log.info("event=quarantined code=%s origin=%s moved=%s", code, origin, moved)
         return entry
 
