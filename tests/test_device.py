@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import stat
 import time
-from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from kiosk.device.fake import FakeHardware
 from kiosk.device.panel import Panel
 from kiosk.device.pi import PiHardware, decode_throttled, parse_throttled
 
-Part = namedtuple("Part", "device mountpoint fstype opts")
 BOOT_A = "1b2e6c1a-1111-4a2b-9c3d-000000000001"
 BOOT_B = "1b2e6c1a-2222-4a2b-9c3d-000000000002"
 
@@ -34,7 +32,13 @@ class FakeOS:
         (root / "hwmon").mkdir()
         (root / "ext4" / "mmcblk0p2").mkdir(parents=True)
         (root / "ext4" / "mmcblk0p2" / "errors_count").write_text("0\n")
-        self.parts = [Part("/dev/mmcblk0p2", "/", "ext4", "rw,noatime")]
+        self.mounts([("/", "rw,noatime", "ext4", "rw")])
+
+    def mounts(self, rows) -> None:
+        """Write a mountinfo file: (mount point, mount options, fs type, superblock options) per line."""
+        lines = [f"{20 + i} 1 179:{i} / {mp.replace(' ', chr(92) + '040')} {opts} shared:{i} - {fs} /dev/mmcblk0p{i} {sb}"
+                 for i, (mp, opts, fs, sb) in enumerate(rows)]
+        (self.root / "mountinfo").write_text("\n".join(lines) + "\n")
 
     def run(self, argv):
         self.calls.append(list(argv))
@@ -49,7 +53,7 @@ class FakeOS:
     def hardware(self, data_dir: Path) -> PiHardware:
         return PiHardware(
             data_dir, run=self.run, thermal_path=self.root / "thermal", hwmon_root=self.root / "hwmon",
-            ext4_root=self.root / "ext4", boot_id_path=self.root / "boot_id", partitions=lambda: self.parts,
+            ext4_root=self.root / "ext4", boot_id_path=self.root / "boot_id", mountinfo_path=self.root / "mountinfo",
         )
 
 
@@ -105,17 +109,32 @@ def test_the_hwmon_alarm_counts_as_under_voltage_now(fake_os, cfg):
     assert r.under_voltage_now is True and r.under_voltage_since_boot is True
 
 
-def test_sd_card_errors_and_a_read_only_root_are_seen(fake_os, cfg):
+def test_sd_card_errors_and_a_root_remounted_read_only_are_seen(fake_os, cfg):
     (fake_os.root / "ext4" / "mmcblk0p2" / "errors_count").write_text("3\n")
-    fake_os.parts = [Part("/dev/mmcblk0p2", "/", "ext4", "ro,noatime")]
+    fake_os.mounts([("/", "ro,noatime", "ext4", "ro,errors=remount-ro")])  # ext4 gave up on the card
     r = fake_os.hardware(cfg.data_dir).read()
     assert r.ext4_errors == 3
     assert r.root_readonly is True
 
 
 def test_a_read_only_data_partition_is_seen_even_when_root_is_writable(fake_os, cfg):
-    fake_os.parts = [Part("/dev/root", "/", "ext4", "rw"), Part("/dev/mmcblk0p3", str(cfg.data_dir), "ext4", "ro")]
+    fake_os.mounts([("/", "rw", "ext4", "rw"), (str(cfg.data_dir), "ro", "ext4", "ro")])
     assert fake_os.hardware(cfg.data_dir).read().root_readonly is True
+
+
+def test_systemds_read_only_view_and_the_overlay_root_are_not_faults(fake_os, cfg):
+    # ProtectSystem=strict: "/" bind-mounted read-only for the service, the card itself writable;
+    # raspi-config's overlay root: the card read-only below a writable overlay, by design.
+    fake_os.mounts([("/ro", "ro,noatime", "ext4", "ro"), ("/", "rw", "overlay", "rw,lowerdir=/ro"),
+                    ("/", "ro,nosuid", "ext4", "rw"), (str(cfg.data_dir), "rw", "ext4", "rw")])
+    assert fake_os.hardware(cfg.data_dir).read().root_readonly is False
+
+
+def test_mount_points_with_spaces_are_read(fake_os, tmp_path):
+    data = tmp_path / "my data"
+    data.mkdir()
+    fake_os.mounts([("/", "rw", "ext4", "rw"), (str(data), "ro", "vfat", "ro")])
+    assert fake_os.hardware(data).read().root_readonly is True
 
 
 def test_display_restarts_come_from_systemd(fake_os, cfg):
@@ -131,10 +150,11 @@ def test_what_a_box_cannot_read_is_none_never_a_made_up_number(fake_os, cfg):
     fake_os.throttled = None
     (fake_os.root / "thermal").unlink()
     hw = PiHardware(cfg.data_dir, run=fake_os.run, thermal_path=fake_os.root / "none", hwmon_root=fake_os.root / "none",
-                    ext4_root=fake_os.root / "none", boot_id_path=fake_os.root / "boot_id", partitions=lambda: fake_os.parts)
+                    ext4_root=fake_os.root / "none", boot_id_path=fake_os.root / "boot_id",
+                    mountinfo_path=fake_os.root / "none")
     r = hw.read()
     assert r.temp_c is None and r.throttled is None and r.under_voltage_now is None
-    assert r.under_voltage_since_boot is None and r.ext4_errors is None
+    assert r.under_voltage_since_boot is None and r.ext4_errors is None and r.root_readonly is None
     assert r.cpu_percent is None  # psutil's first answer has no interval behind it
     assert hw.read().cpu_percent is not None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -71,6 +72,43 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+def _unescape(field: str) -> str:
+    """Mount points in mountinfo escape space, tab, newline and backslash as octal."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def read_mountinfo(path: Path) -> list[dict[str, Any]]:
+    """Mounts as /proc/self/mountinfo lists them: mount point, mount options, fs type, superblock options."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 6 or len(tail) < 3:
+            continue
+        out.append({
+            "mountpoint": _unescape(fields[4]),
+            "options": fields[5].split(","),
+            "fstype": tail[0],
+            "super_options": tail[2].split(","),
+        })
+    return out
+
+
+def _mount_of(mounts: list[dict[str, Any]], target: str) -> dict[str, Any] | None:
+    """The mount holding `target`: the longest mount point above it (later mounts shadow earlier)."""
+    best = None
+    for m in mounts:
+        mp = m["mountpoint"]
+        inside = mp == "/" or target == mp or target.startswith(mp.rstrip("/") + "/")
+        if inside and (best is None or len(mp) >= len(best["mountpoint"])):
+            best = m
+    return best
+
+
 class PiHardware:
     """A Raspberry Pi; OS seams are arguments (see module docstring)."""
 
@@ -85,7 +123,7 @@ class PiHardware:
         hwmon_root: Path = Path("/sys/class/hwmon"),
         ext4_root: Path = Path("/sys/fs/ext4"),
         boot_id_path: Path = Path("/proc/sys/kernel/random/boot_id"),
-        partitions: Callable[[], list[Any]] = lambda: psutil.disk_partitions(all=True),
+        mountinfo_path: Path = Path("/proc/self/mountinfo"),
         display_unit: str = "kiosk-display.service",
         panel: Any = None,
     ) -> None:
@@ -95,7 +133,7 @@ class PiHardware:
         self.hwmon_root = Path(hwmon_root)
         self.ext4_root = Path(ext4_root)
         self.boot_id_path = Path(boot_id_path)
-        self.partitions = partitions
+        self.mountinfo_path = Path(mountinfo_path)
         self.display_unit = display_unit
         self.panel = panel
         self._flag_path = self.data_dir / "device-boot.json"
@@ -222,17 +260,6 @@ class PiHardware:
             return None
         return value
 
-    def _mount_of(self, path: Path) -> Any:
-        """The mount holding `path`: the longest mount point above it (later mounts shadow earlier)."""
-        target = str(path.resolve())
-        best = None
-        for part in self.partitions():
-            mp = part.mountpoint
-            inside = mp == "/" or target == mp or target.startswith(mp.rstrip("/") + "/")
-            if inside and (best is None or len(mp) >= len(best.mountpoint)):
-                best = part
-        return best
-
     def _disk(self, path: Path) -> dict[str, Any] | None:
         try:
             u = psutil.disk_usage(str(path))
@@ -259,14 +286,22 @@ class PiHardware:
         return sum(numbers) if numbers else (0 if devices else None)
 
     def _readonly(self) -> bool | None:
-        """True when "/" or the data folder's file system is mounted read-only."""
-        try:
-            mounts = [m for m in (self._mount_of(Path("/")), self._mount_of(self.data_dir)) if m is not None]
-        except OSError:
-            return None
+        """True when "/" or the data folder's file system has gone read-only.
+
+        Judged by the superblock's options, not the mount's: under systemd's
+        ProtectSystem=strict the service sees "/" bind-mounted read-only although the
+        card is fine, and raspi-config's overlay root is read-only by design below a
+        writable overlay. ext4's errors=remount-ro turns the superblock read-only.
+        """
+        mounts = read_mountinfo(self.mountinfo_path)
         if not mounts:
             return None
-        return any("ro" in m.opts.split(",") for m in mounts)
+        found = [m for m in (_mount_of(mounts, "/"), _mount_of(mounts, str(self.data_dir.resolve()))) if m]
+        if any("ro" in m["super_options"] for m in found):
+            return True
+        if self.data_dir.is_dir() and not os.access(self.data_dir, os.W_OK):
+            return True  # EROFS shows here without writing a byte
+        return False
 
     def _display(self) -> tuple[int | None, bool | None]:
         try:
