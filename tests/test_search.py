@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.library import Library
-from kiosk.library.search import split_pinyin
+from kiosk.library.search import pinyin_splits, split_pinyin
 from tests.packages import make_bag, trust_dir
 
 ITEMS = [
@@ -21,6 +21,7 @@ ITEMS = [
     ("law-land", "土地承包法律知识", "农村土地", "law", []),
     ("opera", "秦腔选段", "传统戏曲", "culture", ["戏曲", "秦腔"]),
     ("pig-vaccine", "生猪防疫", "养猪场的疫苗接种", "agriculture", []),
+    ("xian-apples", "西安苹果", "", "local", []),
 ]
 
 
@@ -117,3 +118,12 @@ def test_typed_pinyin_is_split_into_syllables() -> None:
     assert split_pinyin("yumi") == (["yu", "mi"], False)
     assert split_pinyin("yangz") == (["yang", "z"], True)
     assert split_pinyin("farming") is None or split_pinyin("farming")[0][0] == "fa"
+
+
+def test_ambiguous_pinyin_is_read_every_likely_way() -> None:
+    readings = [syl for syl, _ in pinyin_splits("xian")]
+    assert ["xian"] in readings and ["xi", "an"] in readings
+
+
+def test_a_place_name_typed_as_one_word_is_found(lib: Library) -> None:
+    assert ids(lib, "xian") == ["xian-apples"]  # 西安, read xi an

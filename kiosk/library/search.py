@@ -144,23 +144,39 @@ def _syllable_prefixes() -> frozenset[str]:
     return frozenset(s[:i] for s in _syllable_set() for i in range(1, len(s) + 1))
 
 
-def split_pinyin(letters: str) -> tuple[list[str], bool] | None:
-    """Letters as pinyin syllables, longest first ("yumi" -> yu mi); the bool says the last is unfinished."""
+def pinyin_splits(letters: str, limit: int = 4) -> list[tuple[list[str], bool]]:
+    """Ways to read letters as pinyin syllables, longer syllables first ("xian" -> xian; xi an).
+
+    The bool says the last syllable is unfinished (typed so far: "yangz" -> yang z*)."""
     syl, prefixes = _syllable_set(), _syllable_prefixes()
-    out: list[str] = []
-    i = 0
-    while i < len(letters):
+    out: list[tuple[list[str], bool]] = []
+    dead: set[int] = set()  # positions from which no reading exists (keeps this linear-ish)
+
+    def walk(i: int, acc: list[str]) -> None:
+        if len(out) >= 2 * limit or i in dead:
+            return
+        before = len(out)
+        if i == len(letters):
+            out.append((acc, False))
+            return
         for j in range(min(len(letters), i + 6), i, -1):
             if letters[i:j] in syl:
-                out.append(letters[i:j])
-                i = j
-                break
-        else:
-            rest = letters[i:]
-            if rest in prefixes:
-                return out + [rest], True
-            return None
-    return out, False
+                walk(j, acc + [letters[i:j]])
+        if letters[i:] in prefixes and letters[i:] not in syl:
+            out.append((acc + [letters[i:]], True))
+        if len(out) == before:
+            dead.add(i)
+
+    if len(letters) <= 40:
+        walk(0, [])
+    out.sort(key=lambda r: (r[1], len(r[0])))  # whole syllables first, then the fewest
+    return out[:limit]
+
+
+def split_pinyin(letters: str) -> tuple[list[str], bool] | None:
+    """The first reading of letters as pinyin syllables ("yumi" -> yu mi), or None."""
+    splits = pinyin_splits(letters, 1)
+    return splits[0] if splits else None
 
 
 def _quote(token: str) -> str:
@@ -196,9 +212,7 @@ def _latin(words: list[str], start: bool, title_only: bool) -> str:
     else:
         alts.append(f"{text_cols} : (" + " AND ".join(f"{_quote(w)}*" for w in words) + ")")
     if joined.isalpha():
-        split = split_pinyin(joined)
-        if split:
-            syl, open_end = split
+        for syl, open_end in pinyin_splits(joined):
             alts.append(f"pf : {hat}{_quote(' '.join(syl))}" + ("*" if open_end else ""))
         if len(words) == 1 and len(joined) <= 16:  # initials are typed without spaces
             alts.append(f"pi : {hat}{_quote(' '.join(bigrams(joined)[:-1]))}")
