@@ -232,9 +232,11 @@ class Library:
 
     def _remove_rows(self, rows: list[sqlite3.Row], why: str) -> None:
         for r in rows:
+            # The folder goes first: after a power cut in between, recovery drops a row
+            # without a folder, whereas a folder without a row would be registered again.
+            self.store.remove(r["id"], r["version"])
             with self.catalogue.write() as db:
                 self.catalogue.remove(db, r["id"])
-            self.store.remove(r["id"], r["version"])
             log.info("event=%s id=%s version=%s", why, r["id"], r["version"])
 
     # --- inside: recovery -----------------------------------------------------------
