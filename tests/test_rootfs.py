@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
+import threading
 import os
 import shutil
 import signal
@@ -319,3 +321,85 @@ def test_the_first_boot_leaves_a_card_without_free_space_alone(image_root: Path)
                     env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "KIOSK_ROOT_DEVICE": f"{dev}p2"}, timeout=120)
         assert "stays on the root file system" in done.stderr
         assert _run(["chroot", str(image_root), "sfdisk", "--dump", dev]).stdout == before
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A stand-in box page that remembers who asked for it."""
+
+    seen: list[tuple[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        type(self).seen.append((self.path, self.headers.get("User-Agent", "")))
+        body = b"<!doctype html><title>kiosk</title><h1>ok</h1>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _unit_command(text: str) -> tuple[str, dict[str, str]]:
+    """ExecStart= and the Environment= of a unit file, continuation lines joined."""
+    joined = text.replace("\\\n", " ")
+    env: dict[str, str] = {}
+    command = ""
+    for line in joined.splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line[len("Environment="):].partition("=")
+            env[key] = value
+        elif line.startswith("ExecStart="):
+            command = line[len("ExecStart="):]
+    return command, env
+
+
+def test_the_screens_command_shows_the_box_page_in_chromium_under_cage(image_root: Path) -> None:
+    """kiosk-display.service's own command line, on a headless output (no screen here)."""
+    handler = type("Handler", (_Recorder,), {"seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    command, unit_env = _unit_command((image_root / "etc" / "systemd" / "system" / "kiosk-display.service").read_text())
+    argv = [w.replace("${KIOSK_URL}", url) for w in command.split()]
+    # A chroot may not make user namespaces, so Chromium's sandbox cannot start here.
+    argv.append("--no-sandbox")
+    uid = _run(["chroot", str(image_root), "id", "-u", "kiosk-display"]).stdout.strip()
+    gid = _run(["chroot", str(image_root), "id", "-g", "kiosk-display"]).stdout.strip()
+    runtime = image_root / "run" / "kiosk-display"
+    xdg = image_root / "run" / "user" / uid
+    for d in (runtime, xdg):
+        d.mkdir(parents=True, exist_ok=True)
+        os.chown(d, int(uid), int(gid))
+        d.chmod(0o700)
+    env = {"PATH": "/usr/bin:/bin", **unit_env, "XDG_RUNTIME_DIR": f"/run/user/{uid}",
+           "WLR_BACKENDS": "headless", "WLR_RENDERER": "pixman"}
+    # its own process group, so cage, Chromium and Chromium's helpers all end with the test
+    proc = subprocess.Popen(["chroot", f"--userspec={uid}:{gid}", str(image_root), *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not handler.seen and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        assert handler.seen, f"Chromium never asked for the page; exit={proc.poll()}"
+        path, agent = handler.seen[0]
+        assert path == "/" and "Chrome/" in agent
+        assert proc.poll() is None, "cage stopped after loading the page"
+    finally:
+        server.shutdown()
+        server.server_close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        # Chromium's helpers may outlive cage for a moment: none may keep the pipe open
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        output = proc.stdout.read() if proc.stdout else ""
+        if not handler.seen:
+            sys.stderr.write(output[-4000:])

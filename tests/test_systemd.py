@@ -285,3 +285,24 @@ def test_setup_does_not_apply_settings_while_the_root_is_read_only(tmp_path: Pat
     assert not (etc / "kiosk.toml").exists()
     assert (boot / "kiosk.toml").exists()
     assert "read-only root is on" in (boot / "kiosk-setup-result.txt").read_text()
+
+
+def _exposure(name: str, tmp_path: Path) -> float:
+    unit = _stubbed_copy(name, tmp_path)
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    return float(found.group(1))
+
+
+@needs_analyze
+@pytest.mark.parametrize(("name", "ceiling"), [("kiosk.service", 2.5), ("kiosk-centre.service", 2.5), ("kiosk-display.service", 5.0)])
+def test_systemd_rates_each_long_running_service_as_well_confined(name: str, ceiling: float, tmp_path: Path) -> None:
+    assert _exposure(name, tmp_path) <= ceiling
+
+
+def test_the_screens_keep_access_to_the_gpu_and_input_devices() -> None:
+    # ProtectClock=, PrivateDevices= or a DeviceAllow= list would close /dev/dri and /dev/input
+    keys = {k for _, k, _ in read_unit("kiosk-display.service")}
+    assert not keys & {"ProtectClock", "PrivateDevices", "DeviceAllow", "DevicePolicy"}
