@@ -189,3 +189,21 @@ def test_documents_and_pictures_open_in_large_type_without_sideways_scroll(page:
         assert page.inner_text("#counter").startswith("第 2 张")
     assert page.evaluate("document.documentElement.scrollWidth") <= 800
     shot(page, path.replace("/", "-"))
+
+
+def test_a_usb_import_is_announced_on_the_screen(page: Any, box: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from kiosk.library import usb
+    from tests.packages import make_bag
+
+    key = box.cfg.data_dir.parent / "work" / "publisher" / "demo-publisher.pem"
+    bag = make_bag(tmp_path, key=key, record={"id": "usb-news", "title": "U盘送来的新节目", "category": "local"})
+    disk = tmp_path / "disk"
+    shutil.copytree(bag, disk / box.cfg.storage.usb_folder / bag.name)
+    usb.import_folder(box.cfg, box.library, disk)
+    page.goto(box.url)
+    page.wait_for_selector("#notice:not([hidden])", timeout=10000)
+    assert "导入完成" in page.inner_text("#notice")
+    assert "U盘送来的新节目" in page.inner_text("main")
+    shot(page, "usb-notice")

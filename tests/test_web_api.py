@@ -136,3 +136,20 @@ def test_the_screens_show_a_newly_published_item_at_once(client, library: Librar
     assert "秦腔选段" in client.get("/topic/culture", environ_base=kiosk).get_data(as_text=True)
     library.delete("opera")
     assert "秦腔选段" not in client.get("/topic/culture", environ_base=kiosk).get_data(as_text=True)
+
+
+def test_the_screens_hear_about_a_usb_import_in_plain_words(client, library: Library, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from kiosk.library import usb
+
+    assert client.get("/api/v1/notice").get_json() == {"notice": None}
+    disk = tmp_path / "disk"
+    bag = make_bag(tmp_path, record={"id": "usb-item", "title": "U盘里的节目"})
+    shutil.copytree(bag, disk / library.cfg.storage.usb_folder / bag.name)
+    usb.import_folder(library.cfg, library, disk)
+    notice = client.get("/api/v1/notice").get_json()["notice"]
+    assert notice["state"] == "done" or notice["percent"] == 100
+    assert "导入完成" in notice["text"] and "1" in notice["text"]
+    english = client.get("/api/v1/notice?lang=en").get_json()["notice"]
+    assert "finished" in english["text"]

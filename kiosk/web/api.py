@@ -89,6 +89,26 @@ def health() -> Any:
     return jsonify(out)
 
 
+@bp.get("/notice")
+def notice() -> Any:
+    """What the screens should tell villagers now (a USB import and how far it is), or null."""
+    try:
+        from kiosk.library import usb
+    except ImportError:
+        return jsonify(notice=None)
+    try:
+        found = usb.notice(_part("config"))
+    except Exception as e:  # a notice is a courtesy: never an error on the screens
+        log.warning("event=notice_failed error=%r", e)
+        found = None
+    if not found:
+        return jsonify(notice=None)
+    from kiosk.web.i18n import current_language
+
+    text = found.get("en") if current_language() == "en" else found.get("zh")
+    return jsonify(notice={"state": found.get("state"), "percent": found.get("percent"), "text": text})
+
+
 @bp.post("/plays")
 def plays() -> Any:
     """The screens report how long a video or audio was played (anonymous)."""

@@ -40,6 +40,24 @@
     setTimeout(function () { location.reload(); }, 600000);
   }
 
+  // Notices (a USB import's progress): asked every few seconds, shown at the bottom.
+  var notice = document.getElementById("notice");
+  if (notice && page !== "play") {
+    var ask = function () {
+      if (document.hidden) return;
+      fetch("/api/v1/notice", { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : { notice: null }; })
+        .then(function (d) {
+          var n = d.notice;
+          notice.hidden = !n;
+          if (n) notice.textContent = n.text;
+        })
+        .catch(function () { /* the box is busy or restarting: ask again later */ });
+    };
+    ask();
+    setInterval(ask, 5000);
+  }
+
   // Back buttons go back when there is somewhere to go back to, else follow their link.
   document.querySelectorAll("[data-back]").forEach(function (a) {
     a.addEventListener("click", function (e) {
