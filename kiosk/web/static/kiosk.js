@@ -14,7 +14,29 @@
     document.addEventListener("touchmove", function (e) { if (e.touches && e.touches.length > 1) e.preventDefault(); }, { passive: false });
   }
 
-  // Idle return: after idleS seconds without a touch, go home and show new arrivals.
+  // The attract loop: one new arrival after another. On /attract it is the page; on
+  // home it is a layer over the tiles that the first touch takes away.
+  var attract = document.getElementById("attract"), cycling = null;
+  var cycle = function () {
+    var slides = attract.querySelectorAll(".slide"), at = 0;
+    if (cycling || slides.length < 2) return;
+    cycling = setInterval(function () {
+      slides[at].classList.remove("on");
+      at = (at + 1) % slides.length;
+      slides[at].classList.add("on");
+    }, 5000);
+  };
+  var showAttract = function () {
+    window.scrollTo(0, 0);
+    attract.hidden = false;
+    cycle();
+  };
+  if (page === "attract" && attract) {
+    cycle();
+    setTimeout(function () { location.reload(); }, 600000);  // fresh arrivals from the box
+  }
+
+  // Idle return: after idleS seconds without a touch, go home and show the attract loop.
   if (idleS > 0 && page !== "attract") {
     var last = Date.now();
     var poke = function () { last = Date.now(); };
@@ -22,22 +44,23 @@
       document.addEventListener(ev, poke, { passive: true, capture: true });
     });
     window.kioskPoke = poke;  // the player calls this while a video plays
-    setInterval(function () {
-      if (Date.now() - last >= idleS * 1000) { window.location.replace("/attract"); }
-    }, 500);
-  }
-
-  // The attract loop: one new arrival after another; fresh from the box every ten minutes.
-  if (page === "attract") {
-    var slides = document.querySelectorAll(".slide"), at = 0;
-    if (slides.length > 1) {
-      setInterval(function () {
-        slides[at].classList.remove("on");
-        at = (at + 1) % slides.length;
-        slides[at].classList.add("on");
-      }, 5000);
+    var onHome = page === "home" && !!attract;
+    if (onHome) {
+      attract.addEventListener("pointerdown", function (e) {
+        e.preventDefault(); e.stopPropagation();  // this touch wakes the screen; it opens nothing
+        attract.hidden = true; poke();
+      });
+      attract.addEventListener("click", function (e) { e.preventDefault(); e.stopPropagation(); });
+      try {
+        if (sessionStorage.getItem("kiosk-attract")) { sessionStorage.removeItem("kiosk-attract"); showAttract(); }
+      } catch (e) { /* no storage: the loop starts at the next idle time */ }
     }
-    setTimeout(function () { location.reload(); }, 600000);
+    setInterval(function () {
+      if (Date.now() - last < idleS * 1000) return;
+      if (onHome) { if (attract.hidden) showAttract(); return; }
+      try { sessionStorage.setItem("kiosk-attract", "1"); } catch (e) { /* home, without the loop */ }
+      window.location.replace("/");
+    }, 500);
   }
 
   // Notices (a USB import's progress): asked every few seconds, shown at the bottom.
