@@ -36,7 +36,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "next": ("下一页", "Next"),
     "prev_picture": ("上一张", "Previous"),
     "next_picture": ("下一张", "Next"),
-    "picture_n_of_m": ("第 {n} 张，共 {m} 张", "Picture {n} of {m}"),
+    "picture_n_of_m": ("{n} / {m}", "{n} / {m}"),
     "search_hint": ("用下面的字母打拼音或拼音首字母，例如 yz 找“养猪”。", "Type pinyin or its initials below, e.g. yz finds 养猪."),
     "search_none": ("没有找到，换个词试试。", "Nothing found; try another word."),
     "clear": ("清空", "Clear"),
