@@ -247,6 +247,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return box.run(cfg)
     except OSError as e:
+        if e.filename:  # a folder or file of the box, not the listening socket
+            raise KioskError(f"cannot start: {e.strerror or e}: {e.filename}") from None
         raise KioskError(f"cannot serve on {cfg.web.host}:{cfg.web.port}: {e.strerror or e}") from None
 
 

@@ -49,6 +49,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "wish_chosen": ("您想看：", "You asked for:"),
     "wish_thanks": ("收到了！我们会把您的愿望告诉县里。", "Thank you! We will pass your wish to the county centre."),
     "wish_empty": ("请先选类别或点一个词。", "Please pick a topic or a word first."),
+    "wish_full": ("今天的愿望太多了，暂时收不下，请过几天再来。", "Too many requests are waiting; please try again in a few days."),
     "wish_expired": ("页面放得太久了，请再点一次。", "This page was open too long; please try again."),
     "calm_title": ("请稍等", "One moment"),
     "calm_text": ("这一页暂时打不开，过一会儿会自动再试。", "This page cannot be shown right now; it will try again by itself."),

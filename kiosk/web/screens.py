@@ -330,7 +330,8 @@ def wish_send() -> Any:
     try:
         store.add(category, words)
     except ValueError:
-        return _render("wish_done.html", ok=False, message=i18n.t("wish_empty")), 400
+        empty = not words.strip() and category == "other"
+        return _render("wish_done.html", ok=False, message=i18n.t("wish_empty" if empty else "wish_full")), 400
     return _render("wish_done.html", ok=True, message=i18n.t("wish_thanks"), category=category, words=words)
 
 
