@@ -5,11 +5,13 @@ Screenshots go to test-artifacts/screens/.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from kiosk.library.usage import Usage
 from kiosk.library.wishes import Wishes
 from tests.webbox import running_box
 
@@ -112,6 +114,17 @@ def test_a_villager_taps_a_topic_then_an_item_then_plays_and_seeks(page: Any, bo
     before = page.evaluate("document.getElementById('player').currentTime")
     page.tap("#rew")
     page.wait_for_function(f"document.getElementById('player').currentTime < {before - 5}")
+    # Leaving the player reports how long it played, anonymously.
+    page.goto(box.url)
+    usage = Usage(box.cfg.data_dir / "usage.sqlite")
+    try:
+        deadline = time.monotonic() + 10
+        while usage.since(0)["plays"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        played = usage.since(0)["by_category"]["agriculture"]
+    finally:
+        usage.close()
+    assert played["plays"] >= 1 and played["seconds"] >= 1
 
 
 def test_the_player_resumes_where_this_screen_left_off(page: Any, box: Any) -> None:
