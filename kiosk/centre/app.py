@@ -45,8 +45,9 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         "store": store,
         "metrics": Metrics(summary),
         "publisher": Publisher(cfg, store),
-        # SQLite writes one at a time, so two ingesting threads keep it busy; PostgreSQL takes more.
-        "ingest_gate": threading.BoundedSemaphore(max(2, cfg.web.threads // 2) if store.db.is_pg else 2),
+        # SQLite writes one at a time, so two ingesting threads keep it busy; a PostgreSQL server
+        # with more threads (and cores) takes more. The rest of the threads serve the dashboard.
+        "ingest_gate": threading.BoundedSemaphore(max(2, cfg.web.threads // 4) if store.db.is_pg else 2),
     }
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
