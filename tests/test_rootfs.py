@@ -373,7 +373,7 @@ def test_the_screens_command_shows_the_box_page_in_chromium_under_cage(image_roo
         d.mkdir(parents=True, exist_ok=True)
         os.chown(d, int(uid), int(gid))
         d.chmod(0o700)
-    env = {"PATH": "/usr/bin:/bin", **unit_env, "XDG_RUNTIME_DIR": f"/run/user/{uid}",
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **unit_env, "XDG_RUNTIME_DIR": f"/run/user/{uid}",
            "WLR_BACKENDS": "headless", "WLR_RENDERER": "pixman"}
     # its own process group, so cage, Chromium and Chromium's helpers all end with the test
     proc = subprocess.Popen(["chroot", f"--userspec={uid}:{gid}", str(image_root), *argv], env=env,
