@@ -190,3 +190,10 @@ def test_the_kiosk_gets_the_on_screen_keyboard_and_phones_their_own(client: Any)
     assert 'id="keyboard"' in kiosk and "readonly" in kiosk
     phone = page(client, "/search", env=PHONE)
     assert 'id="keyboard"' not in phone and "readonly" not in phone
+
+
+def test_the_attract_loop_leads_with_local_notices_then_new_arrivals(client: Any) -> None:
+    html = page(client, "/attract")
+    slides = re.findall(r"<h2>(.*?)</h2>", html)
+    assert slides[0] == "村卫生室夏季值班安排"
+    assert "科学养猪：猪舍通风与清洁" in slides and len(slides) == len(set(slides))

@@ -127,6 +127,13 @@ def _render(template: str, **kw: Any) -> Any:
     )
 
 
+def attract_slides(library: Any, arrivals: list[Any]) -> list[Any]:
+    """What the attract loop shows: the newest local notices (from the county), then new arrivals."""
+    notices = library.items(category="local", limit=3)
+    seen = {it.id for it in notices}
+    return notices + [it for it in arrivals if it.id not in seen]
+
+
 def calm_error(code: int) -> Any:
     """A calm page instead of an error: says so plainly and retries by itself."""
     try:
@@ -237,7 +244,7 @@ def home() -> Any:
     order = {slug: i for i, slug in enumerate(TOPICS)}
     tiles.sort(key=lambda t: order.get(t["slug"], len(order)))
     arrivals = library.items(limit=8)
-    return _render("home.html", tiles=tiles, arrivals=arrivals)
+    return _render("home.html", tiles=tiles, arrivals=arrivals, slides=attract_slides(library, arrivals))
 
 
 @bp.get("/topic/<slug>")
@@ -338,9 +345,9 @@ def wish_send() -> Any:
 @bp.get("/attract")
 @cached_page
 def attract() -> Any:
-    """The idle screen: new arrivals, one after another, until someone touches it."""
-    arrivals = [it for it in _part("library").items(limit=12)]
-    return _render("attract.html", arrivals=arrivals)
+    """The idle screen: notices and new arrivals, one after another, until someone touches it."""
+    library = _part("library")
+    return _render("attract.html", slides=attract_slides(library, library.items(limit=12)))
 
 
 @bp.get("/speak/<item_id>")
