@@ -131,7 +131,7 @@ def throughput(c: Centre, total: int, clients: int = 8) -> None:
     with ThreadPoolExecutor(clients) as pool:
         stored = sum(a["stored"] for a in pool.map(lambda j: post(c.url, *j), jobs))
     wall, cpu = time.perf_counter() - t0, c.cpu() - cpu0
-    print(f"  throughput: {stored} reports in {len(jobs)} batches of {BATCH}, {clients} clients: "
+    print(f"  throughput: {stored} reports in {len(jobs)} batches of {min(BATCH, per)}, {clients} clients: "
           f"{stored / wall:,.0f} reports/s stored (wall), {stored / cpu:,.0f} per CPU second of the centre, "
           f"{len(BUSY)} 'busy, retry' answers")
 
@@ -149,11 +149,25 @@ def storm(c: Centre, n_points: int, days: float) -> None:
     failures: list[int] = []
     done = threading.Event()
 
-    def dashboard() -> None:
+    def staff() -> requests.Session:
         s = requests.Session()
         page = s.get(c.url + "/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         s.post(c.url + "/login", data={"username": "bench", "password": "bench password", "csrf_token": token})
+        return s
+
+    quiet = []
+    s = staff()
+    for _ in range(30):
+        t = time.perf_counter()
+        s.get(c.url + "/")
+        quiet.append(time.perf_counter() - t)
+    quiet.sort()
+    print(f"  storm: dashboard ({n_points + 50} points) before the storm: p50 {statistics.median(quiet) * 1000:.0f} ms, "
+          f"p95 {quiet[int(0.95 * (len(quiet) - 1))] * 1000:.0f} ms")
+
+    def dashboard() -> None:
+        s = staff()
         while not done.is_set():
             t = time.perf_counter()
             r = s.get(c.url + "/")
