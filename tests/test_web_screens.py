@@ -197,3 +197,35 @@ def test_the_attract_loop_leads_with_local_notices_then_new_arrivals(client: Any
     slides = re.findall(r"<h2>(.*?)</h2>", html)
     assert slides[0] == "村卫生室夏季值班安排"
     assert "科学养猪：猪舍通风与清洁" in slides and len(slides) == len(set(slides))
+
+
+def test_the_wish_words_pinyin_agrees_with_pypinyin() -> None:
+    from pypinyin import Style, lazy_pinyin
+
+    from kiosk.web.screens import WISH_WORDS
+
+    for words in WISH_WORDS.values():
+        for word, full, initials in words:
+            assert full == "".join(lazy_pinyin(word)).lower(), word
+            assert initials == "".join(lazy_pinyin(word, style=Style.FIRST_LETTER)).lower(), word
+
+
+def test_serving_the_screens_never_loads_pypinyin(tmp_path: Path) -> None:
+    # pypinyin costs about 50 MB resident; the idle box must stay small.
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from kiosk import config as config_mod
+from kiosk.library import Library
+from kiosk.web import create_app
+cfg = config_mod.load({str(write_config(tmp_path))!r}, env={{}})
+client = create_app(cfg, None, library=Library(cfg)).test_client()
+for url in ("/", "/topic/health", "/search?q=yz", "/wish", "/api/v1/items?q=yumi", "/attract"):
+    assert client.get(url, environ_base={{"REMOTE_ADDR": "127.0.0.1"}}).status_code == 200, url
+print("pypinyin" in sys.modules)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -12,12 +12,11 @@ import ipaddress
 import logging
 import threading
 from collections import OrderedDict
-from functools import lru_cache, wraps
+from functools import wraps
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, send_file, url_for
-from pypinyin import Style, lazy_pinyin
 
 from kiosk import clock
 from kiosk.errors import NotFound
@@ -33,16 +32,41 @@ TOPICS = CATEGORIES + ("other",)
 PAGE_SIZE = 24
 NEW_DAYS = 7
 
-# Words a villager can tap on the "我想看" page, by topic.
-WISH_WORDS: dict[str, tuple[str, ...]] = {
-    "agriculture": ("养猪", "养鸡", "养牛", "玉米", "小麦", "水稻", "果树", "蔬菜大棚", "病虫害", "化肥", "农机", "天气"),
-    "health": ("高血压", "糖尿病", "老人保健", "儿童疫苗", "急救", "养生", "医保", "妇幼"),
-    "law": ("土地承包", "婚姻家庭", "劳动工资", "防诈骗", "交通安全", "继承", "宅基地"),
-    "culture": ("豫剧", "黄梅戏", "京剧", "秦腔", "相声", "电影", "广场舞", "书法"),
-    "children": ("动画片", "儿歌", "安全教育", "故事", "科普", "学习"),
-    "lectures": ("种植技术", "电商", "创业", "健康讲座", "政策解读"),
-    "local": ("乡村新闻", "通知", "集市", "招工"),
-    "other": ("天气预报", "新闻", "手艺", "旅游"),
+# Words a villager can tap on the "我想看" page, by topic, with their full pinyin and
+# initials for the on-screen keyboard. Written out here (made once with pypinyin) so the
+# running box never loads pypinyin, which costs about 50 MB of memory.
+WISH_WORDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "agriculture": (
+        ("养猪", "yangzhu", "yz"), ("养鸡", "yangji", "yj"), ("养牛", "yangniu", "yn"), ("玉米", "yumi", "ym"),
+        ("小麦", "xiaomai", "xm"), ("水稻", "shuidao", "sd"), ("果树", "guoshu", "gs"), ("蔬菜大棚", "shucaidapeng", "scdp"),
+        ("病虫害", "bingchonghai", "bch"), ("化肥", "huafei", "hf"), ("农机", "nongji", "nj"), ("天气", "tianqi", "tq"),
+    ),
+    "health": (
+        ("高血压", "gaoxueya", "gxy"), ("糖尿病", "tangniaobing", "tnb"), ("老人保健", "laorenbaojian", "lrbj"), ("儿童疫苗", "ertongyimiao", "etym"),
+        ("急救", "jijiu", "jj"), ("养生", "yangsheng", "ys"), ("医保", "yibao", "yb"), ("妇幼", "fuyou", "fy"),
+    ),
+    "law": (
+        ("土地承包", "tudichengbao", "tdcb"), ("婚姻家庭", "hunyinjiating", "hyjt"), ("劳动工资", "laodonggongzi", "ldgz"), ("防诈骗", "fangzhapian", "fzp"),
+        ("交通安全", "jiaotonganquan", "jtaq"), ("继承", "jicheng", "jc"), ("宅基地", "zhaijidi", "zjd"),
+    ),
+    "culture": (
+        ("豫剧", "yuju", "yj"), ("黄梅戏", "huangmeixi", "hmx"), ("京剧", "jingju", "jj"), ("秦腔", "qinqiang", "qq"),
+        ("相声", "xiangsheng", "xs"), ("电影", "dianying", "dy"), ("广场舞", "guangchangwu", "gcw"), ("书法", "shufa", "sf"),
+    ),
+    "children": (
+        ("动画片", "donghuapian", "dhp"), ("儿歌", "erge", "eg"), ("安全教育", "anquanjiaoyu", "aqjy"), ("故事", "gushi", "gs"),
+        ("科普", "kepu", "kp"), ("学习", "xuexi", "xx"),
+    ),
+    "lectures": (
+        ("种植技术", "zhongzhijishu", "zzjs"), ("电商", "dianshang", "ds"), ("创业", "chuangye", "cy"), ("健康讲座", "jiankangjiangzuo", "jkjz"),
+        ("政策解读", "zhengcejiedu", "zcjd"),
+    ),
+    "local": (
+        ("乡村新闻", "xiangcunxinwen", "xcxw"), ("通知", "tongzhi", "tz"), ("集市", "jishi", "js"), ("招工", "zhaogong", "zg"),
+    ),
+    "other": (
+        ("天气预报", "tianqiyubao", "tqyb"), ("新闻", "xinwen", "xw"), ("手艺", "shouyi", "sy"), ("旅游", "lvyou", "ly"),
+    ),
 }
 
 
@@ -101,14 +125,6 @@ def pictures_of(item: Any) -> list[Any]:
 def is_new(item: Any) -> bool:
     """Published within the last week."""
     return bool(item.published_at) and clock.now() - item.published_at < NEW_DAYS * 86400
-
-
-@lru_cache(maxsize=4096)
-def pinyin_keys(word: str) -> tuple[str, str]:
-    """(full pinyin, initials) of a word, for the on-screen keyboard's suggestions."""
-    full = lazy_pinyin(word, errors="ignore")
-    initials = lazy_pinyin(word, style=Style.FIRST_LETTER, errors="ignore")
-    return "".join(full).lower(), "".join(initials).lower()
 
 
 def _render(template: str, **kw: Any) -> Any:
@@ -312,11 +328,7 @@ def wish() -> Any:
     """The "我想看" page: pick a topic, tap or type words."""
     if not on_kiosk_screen():
         return redirect(url_for("screens.home"))
-    words = []
-    for slug, ws in WISH_WORDS.items():
-        for w in ws:
-            full, initials = pinyin_keys(w)
-            words.append({"w": w, "t": slug, "p": full, "i": initials})
+    words = [{"w": w, "t": slug, "p": full, "i": initials} for slug, ws in WISH_WORDS.items() for w, full, initials in ws]
     return _render("wish.html", words=words, wish_topics=TOPICS, token=guard.page_token("wish"), chosen=request.args.get("topic", ""))
 
 
