@@ -51,7 +51,7 @@ def visible_state(data: Path) -> set[tuple[str, int]]:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         rows = db.execute("SELECT n, id, version FROM items WHERE kind = 'item'").fetchall()
         for n, item_id, version in rows:
-            folder = data / "store" / item_id / str(version)
+            folder = data / "store" / f"{item_id}@{version}"
             files = db.execute("SELECT path, size, sha256 FROM files WHERE n = ?", (n,)).fetchall()
             assert files, f"{item_id} v{version} has no files"
             for path, size, sha in files:
@@ -126,7 +126,7 @@ class Rig:
                 assert outcome.outcome in ("published", "unchanged"), outcome
             assert lib.item("lesson").version == 2
             assert visible_state(data) == {("lesson", 2)}
-            assert sorted(p.name for p in (data / "store" / "lesson").iterdir()) == ["2"]
+            assert sorted(p.name for p in (data / "store").iterdir()) == ["lesson@2"]
         finally:
             lib.close()
         shutil.rmtree(data.parent)
