@@ -403,3 +403,41 @@ def test_the_screens_command_shows_the_box_page_in_chromium_under_cage(image_roo
         output = proc.stdout.read() if proc.stdout else ""
         if not handler.seen:
             sys.stderr.write(output[-4000:])
+
+
+def test_polkit_in_the_image_lets_the_box_start_exactly_its_power_units(image_root: Path) -> None:
+    """The installed rule, judged by the image's own polkitd on its own system bus."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+    (image_root / "run" / "dbus").mkdir(parents=True, exist_ok=True)
+    bus = _run(["chroot", str(image_root), "dbus-daemon", "--system", "--fork", "--print-pid"], env=env).stdout.split()[0]
+    polkitd = subprocess.Popen(["chroot", str(image_root), "/usr/lib/polkit-1/polkitd", "--no-debug"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uid = _run(["chroot", str(image_root), "id", "-u", "kiosk"]).stdout.strip()
+    gid = _run(["chroot", str(image_root), "id", "-g", "kiosk"]).stdout.strip()
+    subject = subprocess.Popen(["chroot", f"--userspec={uid}:{gid}", str(image_root), "sleep", "300"], env=env)
+    try:
+        def allowed(unit: str, verb: str, action: str = "org.freedesktop.systemd1.manage-units") -> bool:
+            done = subprocess.run(["chroot", str(image_root), "pkcheck", "--action-id", action, "--process", str(subject.pid),
+                                   "--detail", "unit", unit, "--detail", "verb", verb], env=env, capture_output=True, text=True)
+            assert done.returncode in (0, 1, 2, 3), done.stderr  # 125 and others: pkcheck itself failed
+            return done.returncode == 0
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # polkitd takes a moment to claim its bus name
+            done = subprocess.run(["chroot", str(image_root), "pkcheck", "--action-id", "org.freedesktop.systemd1.manage-units",
+                                   "--process", str(subject.pid)], env=env, capture_output=True)
+            if done.returncode != 125 and done.returncode != 127:
+                break
+            time.sleep(0.5)
+        for action in ("restart-screens", "reboot", "shutdown"):
+            assert allowed(f"kiosk-power@{action}.service", "start")
+            assert not allowed(f"kiosk-power@{action}.service", "stop")
+        assert not allowed("kiosk-power@halt.service", "start")
+        assert not allowed("ssh.service", "start")
+        assert not allowed("kiosk-power@reboot.service", "start", action="org.freedesktop.login1.reboot")
+    finally:
+        for proc in (subject, polkitd):
+            proc.terminate()
+            proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(bus), signal.SIGTERM)
