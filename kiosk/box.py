@@ -155,8 +155,8 @@ class Box:
         log.info("event=box_stopped")
 
 
-def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT (or the server dies), then stop the box."""
+def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None) -> bool:
+    """Serve until SIGTERM or SIGINT (True) or until the server dies by itself (False)."""
     stop = threading.Event()
 
     def _handler(signum: int, frame: Any) -> None:
@@ -172,19 +172,22 @@ def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None) -> Non
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+    return stop.is_set()
 
 
 def run(cfg: config_mod.Config) -> int:
-    """`kiosk run`: serve until told to stop; 0 on a clean stop."""
+    """`kiosk run`: serve until told to stop; 0 on a clean stop, 1 when the server died by itself."""
     from kiosk import service
 
     box = Box(cfg).start()
     watchdog = service.start_watchdog(box.host, box.port)
     try:
-        wait_for_signal(box, on_ready=lambda: service.notify_ready(f"serving on {box.url}"))
+        asked = wait_for_signal(box, on_ready=lambda: service.notify_ready(f"serving on {box.url}"))
         service.notify_stopping()
     finally:
         if watchdog is not None:
             watchdog.stop()
         box.stop()
-    return 0
+    if not asked:
+        log.error("event=web_server_stopped_unasked")
+    return 0 if asked else 1
