@@ -39,7 +39,8 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 30) -> requests
     raise AssertionError(f"{url} never answered")
 
 
-def test_kiosk_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_kiosk_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path, sig: signal.Signals) -> None:
     port = free_port()
     cfg = write_config(tmp_path, port=port)
     proc = subprocess.Popen([*KIOSK, "run", "--config", str(cfg)], env=_env(), cwd=tmp_path,
@@ -48,7 +49,7 @@ def test_kiosk_run_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert _wait_for(f"http://127.0.0.1:{port}/healthz", proc).status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5).json()["point"]["id"] == "test-point"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
