@@ -212,6 +212,10 @@ def test_the_image_has_the_appliance_settings(image_root: Path) -> None:
     for helper in ("kiosk-power", "kiosk-power-action", "kiosk-display-failed", "kiosk-setup", "kiosk-data-partition"):
         assert os.access(image_root / "usr" / "lib" / "kiosk" / helper, os.X_OK)
     assert not (image_root / "var" / "cache" / "kiosk-wheels").exists()
+    for unit in (etc / "systemd" / "system").glob("kiosk*.service"):
+        for line in unit.read_text().splitlines():
+            if line.startswith("Documentation=file://"):
+                assert (image_root / line.removeprefix("Documentation=file:///")).exists(), line
     passwd = (etc / "passwd").read_text()
     assert "\nkiosk:" in "\n" + passwd and "\nkiosk-display:" in "\n" + passwd
     owner = _run(["chroot", str(image_root), "stat", "-c", "%U", "/var/lib/kiosk"]).stdout.strip()

@@ -47,7 +47,9 @@ install -d -m 0755 "$R/etc/kiosk"
 if [ ! -e "$R/etc/kiosk/kiosk.toml" ]; then
     install -m 0640 files/etc/kiosk/kiosk.toml "$R/etc/kiosk/kiosk.toml"
 fi
-install -m 0644 -D "$REPO/docs/install.md" "$R/usr/share/doc/field-kiosk/install.md"
+# The guides the units' Documentation= lines point at.
+install -d -m 0755 "$R/usr/share/doc/field-kiosk"
+install -m 0644 "$REPO"/docs/*.md "$R/usr/share/doc/field-kiosk/"
 
 # What 02-run-chroot.sh and the first boot need to know about this build.
 cat >"$R/etc/kiosk/image.env" <<ENV
