@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from waitress import create_server
 from waitress import wasyncore
@@ -155,8 +156,13 @@ class Box:
         log.info("event=box_stopped")
 
 
-def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None) -> bool:
-    """Serve until SIGTERM or SIGINT (True) or until the server dies by itself (False)."""
+@contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT, for as long as the with-block runs.
+
+    Installed before anything starts, so a signal that arrives while the box is still
+    starting also ends in a clean stop rather than a default kill.
+    """
     stop = threading.Event()
 
     def _handler(signum: int, frame: Any) -> None:
@@ -165,13 +171,24 @@ def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None) -> boo
 
     previous = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if on_ready:
-            on_ready()
-        while not stop.is_set() and not box.wait(0):
-            stop.wait(0.5)
+        yield stop
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None, stop: threading.Event | None = None) -> bool:
+    """Serve until SIGTERM or SIGINT (True) or until the server dies by itself (False).
+
+    Pass `stop` from stop_signals() when the signals were caught before the box started.
+    """
+    if stop is None:
+        with stop_signals() as stop:
+            return wait_for_signal(box, on_ready, stop)
+    if on_ready:
+        on_ready()
+    while not stop.is_set() and not box.wait(0):
+        stop.wait(0.5)
     return stop.is_set()
 
 
@@ -179,15 +196,16 @@ def run(cfg: config_mod.Config) -> int:
     """`kiosk run`: serve until told to stop; 0 on a clean stop, 1 when the server died by itself."""
     from kiosk import service
 
-    box = Box(cfg).start()
-    watchdog = service.start_watchdog(box.host, box.port)
-    try:
-        asked = wait_for_signal(box, on_ready=lambda: service.notify_ready(f"serving on {box.url}"))
-        service.notify_stopping()
-    finally:
-        if watchdog is not None:
-            watchdog.stop()
-        box.stop()
+    with stop_signals() as stop:
+        box = Box(cfg).start()
+        watchdog = service.start_watchdog(box.host, box.port)
+        try:
+            asked = wait_for_signal(box, on_ready=lambda: service.notify_ready(f"serving on {box.url}"), stop=stop)
+            service.notify_stopping()
+        finally:
+            if watchdog is not None:
+                watchdog.stop()
+            box.stop()
     if not asked:
         log.error("event=web_server_stopped_unasked")
     return 0 if asked else 1

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from kiosk import config as config_mod
-from kiosk.box import Box, wait_for_signal
+from kiosk.box import Box, stop_signals, wait_for_signal
 from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
@@ -140,26 +140,28 @@ def run_demo(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     temporary = not getattr(args, "data", None)
     data_dir = Path(tempfile.mkdtemp(prefix="kiosk-demo-")) if temporary else Path(args.data).resolve()
     demo = Demo(data_dir=data_dir, temporary=temporary)
-    try:
+    # Signals are caught from the start: Ctrl-C while parts start still stops them all.
+    with stop_signals() as stop:
         try:
-            centre = start_centre(data_dir / "centre", port=getattr(args, "centre_port", 8090), points=getattr(args, "points", 30))
-        except OSError as e:
-            raise KioskError(f"cannot listen on port {args.centre_port} ({e.strerror}); try --centre-port 0 for a free one") from None
-        demo.others.append(centre)
-        secret = centre.store.enroll("demo-0001", name="示范村服务点", township="城关镇")
-        try:
-            demo.box = start_box(data_dir / "point", port=args.port, centre_url=centre.url.rstrip("/"),
-                                 centre_secret=secret, extra="heartbeat_interval_s = 30\n")
-        except OSError as e:
-            raise KioskError(f"cannot listen on port {args.port} ({e.strerror}); try --port 0 for a free one") from None
-        say("")
-        say("Field Kiosk demo is running.")
-        say(f"  村级服务点 touch screens (the box):  {demo.box.url}")
-        say(f"  device page:                        {demo.box.url}admin")
-        say(f"  县级中心 county centre:               {centre.url}  (login {CENTRE_USER} / {CENTRE_PASSWORD})")
-        say(f"  data folder: {data_dir}{' (removed on exit)' if temporary else ''}")
-        say("Press Ctrl-C to stop.")
-        wait_for_signal(demo.box)
-    finally:
-        demo.stop()
+            try:
+                centre = start_centre(data_dir / "centre", port=getattr(args, "centre_port", 8090), points=getattr(args, "points", 30))
+            except OSError as e:
+                raise KioskError(f"cannot listen on port {args.centre_port} ({e.strerror}); try --centre-port 0 for a free one") from None
+            demo.others.append(centre)
+            secret = centre.store.enroll("demo-0001", name="示范村服务点", township="城关镇")
+            try:
+                demo.box = start_box(data_dir / "point", port=args.port, centre_url=centre.url.rstrip("/"),
+                                     centre_secret=secret, extra="heartbeat_interval_s = 30\n")
+            except OSError as e:
+                raise KioskError(f"cannot listen on port {args.port} ({e.strerror}); try --port 0 for a free one") from None
+            say("")
+            say("Field Kiosk demo is running.")
+            say(f"  村级服务点 touch screens (the box):  {demo.box.url}")
+            say(f"  device page:                        {demo.box.url}admin")
+            say(f"  县级中心 county centre:               {centre.url}  (login {CENTRE_USER} / {CENTRE_PASSWORD})")
+            say(f"  data folder: {data_dir}{' (removed on exit)' if temporary else ''}")
+            say("Press Ctrl-C to stop.")
+            wait_for_signal(demo.box, stop=stop)
+        finally:
+            demo.stop()
     return 0
