@@ -66,10 +66,16 @@ def health() -> Any:
     hardware = _part("hardware")
     out: dict[str, Any] = {"point": {"id": cfg.point.id, "name": cfg.point.name}}
     try:
+        out["uplink"] = _part("uplink_status")()
+    except Exception as e:
+        log.warning("event=uplink_status_failed error=%r", e)
+        out["uplink"] = None
+    try:
         from kiosk.device import health as device_health
 
-        out["health"] = device_health.snapshot(hardware, cfg)
-    except (ImportError, AttributeError):
+        # The uplink goes in too, so "no report reached the centre for a day" is judged as well.
+        out["health"] = device_health.snapshot(hardware, cfg, out["uplink"]) if hardware is not None else None
+    except ImportError:
         out["health"] = None
     except Exception as e:  # a failing sensor must not take the API down
         log.warning("event=health_snapshot_failed error=%r", e)
@@ -79,11 +85,6 @@ def health() -> Any:
     except Exception as e:
         log.warning("event=summary_failed error=%r", e)
         out["content"] = None
-    try:
-        out["uplink"] = _part("uplink_status")()
-    except Exception as e:
-        log.warning("event=uplink_status_failed error=%r", e)
-        out["uplink"] = None
     wishes = _part("wishes")
     out["wishes"] = wishes.counts() if wishes is not None else None
     return jsonify(out)
