@@ -268,19 +268,19 @@ class Library:
         """Make the catalogue and the store agree (both directions); the store wins."""
         from kiosk.library.record import parse_record
 
-        known = {(r["id"], r["version"]): r for r in self.catalogue.rows()}
-        on_disk = {}
-        for item_id, version, folder in self.store.folders():
-            on_disk[(item_id, version)] = folder
-        for key, row in known.items():
+        # plain tuples and names: this runs at every open, over every package
+        known = self.catalogue.keys()
+        on_disk = set(self.store.names())
+        for key in known:
             if key not in on_disk:
                 log.warning("event=catalogue_row_without_folder id=%s version=%s", *key)
                 with self.catalogue.write() as db:
                     self.catalogue.remove(db, key[0])
         # Recalls first, so that withdrawn items found below stay withdrawn.
-        unknown = sorted((k for k in on_disk if k not in known), key=lambda k: (not (on_disk[k] / WITHDRAWN_FILE).exists(), k))
+        unknown = sorted((k for k in on_disk if k not in known),
+                         key=lambda k: (not (self.store.dir(*k) / WITHDRAWN_FILE).exists(), k))
         for item_id, version in unknown:
-            folder = on_disk[(item_id, version)]
+            folder = self.store.dir(item_id, version)
             try:
                 record = parse_record((folder / "kiosk.json").read_bytes())
                 if record.id != item_id or record.version != version:

@@ -246,6 +246,12 @@ class Catalogue:
         row = self.conn().execute("SELECT version FROM withdrawn WHERE id = ?", (item_id,)).fetchone()
         return row[0] if row else None
 
+    def keys(self) -> set[tuple[str, int]]:
+        """Every (id, version) the catalogue holds, as plain tuples (cheap for 100,000)."""
+        cur = self.conn().cursor()
+        cur.row_factory = None
+        return set(cur.execute("SELECT id, version FROM items"))
+
     def rows(self) -> list[sqlite3.Row]:
         """Every row: id, version, kind (for recovery and eviction)."""
         return self.conn().execute(

@@ -174,12 +174,13 @@ class Store:
                 n += 1
         return n
 
-    def folders(self) -> Iterator[tuple[str, int, Path]]:
-        """Every (id, version, folder) under store/ (names that are not ours are skipped)."""
-        for entry in os.scandir(self.root):
-            item_id, at, version = entry.name.rpartition("@")
-            if at and version.isdigit() and entry.is_dir(follow_symlinks=False):
-                yield item_id, int(version), Path(entry.path)
+    def names(self) -> Iterator[tuple[str, int]]:
+        """Every (id, version) under store/ (names that are not ours are skipped)."""
+        with os.scandir(self.root) as it:
+            for entry in it:
+                item_id, at, version = entry.name.rpartition("@")
+                if at and version.isdigit() and entry.is_dir(follow_symlinks=False):
+                    yield item_id, int(version)
 
     def usage(self) -> tuple[int, int]:
         """(free bytes, total bytes) of the store's file system, as an unprivileged user sees them."""
