@@ -3,9 +3,21 @@
 `Library` is the one object other parts use. Its method signatures are the
 contract between the library and the web, scheduler and uplink parts.
 
-Open items: the media server wraps each response body in ``with library.opening(id):``
-so that eviction never removes a package someone is watching (eviction in another
-process, such as `kiosk ingest`, also spares anything opened in the last 15 minutes).
+Beyond the original contract:
+
+- ``with library.opening(item_id):`` counts an item as open (the media server holds it
+  while it finds and opens a file) so that eviction never removes a package someone is
+  watching; eviction in another process (`kiosk ingest`) also spares anything opened in
+  the last 15 minutes (mark_opened).
+- ``library.reject(path, source, code, detail)`` quarantines a package without ingesting
+  it (the spool's bag that never completed: code "incomplete", reported as bad_bag).
+- ``library.quarantine_dir`` is the quarantine folder; ``find_bags(root)`` lists the bags
+  under a folder as ingest_tree sees them.
+
+Decisions: a lower version than the one held is rejected as bad_record with a detail
+starting "stale"; a bag from a USB disk or the command line is never modified, and its
+quarantine entry records where it was (a spool bag is moved into quarantine). See
+ingest.py and quarantine.py.
 """
 
 from __future__ import annotations
