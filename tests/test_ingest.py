@@ -246,3 +246,20 @@ def test_a_package_that_cannot_be_read_is_rejected_plainly(lib: Library, tmp_pat
         pytest.skip("running as root: a file without permissions is still readable")
     outcome = lib.ingest(bag, source="usb")
     assert (outcome.outcome, outcome.reason) == ("rejected", "bad_bag")
+
+
+def test_nothing_is_visible_while_a_package_is_still_being_verified(lib: Library, tmp_path: Path) -> None:
+    lib.ingest(make_bag(tmp_path, record={"version": 1}))
+    seen = []
+
+    def progress(done: int, total: int, label: str) -> None:
+        # mid-way through version 2: the screens still see version 1 only
+        seen.append((lib.item("pig-farming").version, [i.version for i in lib.items()]))
+        with pytest.raises(LookupError):
+            lib.media_path("pig-farming", 2, label)
+
+    files = {f"part{i}.mp4": os.urandom(9 << 20) for i in range(2)}
+    bag = make_bag(tmp_path, files=files, record={"version": 2, "main": "part0.mp4"})
+    assert lib.ingest(bag, progress=progress).outcome == "published"
+    assert len(seen) >= 2 and all(s == (1, [1]) for s in seen)
+    assert lib.item("pig-farming").version == 2
