@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 import re
 from pathlib import Path
 
@@ -249,3 +250,19 @@ def test_when_enough_points_are_being_stored_the_next_one_is_asked_to_come_back_
     assert r.status_code == 503 and r.json["error"] == "busy" and 1 <= int(r.headers["Retry-After"]) <= 5
     assert store.report_count() == 0
     assert post(app.test_client(), "p1", secret, [report("p1", 1)]).status_code == 200
+
+
+def test_the_usage_and_requests_pages_show_months_by_township_and_topic(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1", township="城关镇")
+    client = app.test_client()
+    ask = [{"id": 3, "at": clock.now(), "topic": "law", "text": "土地承包合同纠纷怎么办"}]
+    post(client, "p1", secret, [report("p1", 1, box_time=clock.now(), clock_synced=True, requests=ask)])
+    login(client)
+    usage = client.get("/usage").get_data(as_text=True)
+    month = time.strftime("%Y-%m", time.localtime(clock.now()))
+    assert "城关镇" in usage and "agriculture" in usage and f"<th>{month}</th>" in usage
+    asks = client.get("/requests").get_data(as_text=True)
+    assert "土地承包合同纠纷怎么办" in asks and "law" in asks
+    empty = client.get("/usage?from=2001-01&to=2001-02").get_data(as_text=True)
+    assert "这段时间没有数据" in empty
