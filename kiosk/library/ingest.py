@@ -222,12 +222,19 @@ def _verify(lib: "Library", bag: Bag, files: list[str], sizes: dict[str, int], t
             try:
                 with bag.open_payload(rel) as f:
                     span = _span(bag, rel, f) if dest is not None else None
-                    if span is not None:
+                    try:
+                        if span is None:
+                            raise NotImplementedError
                         digest, size = hash_copy_span(*span, dest, step)  # type: ignore[arg-type]
-                    else:
+                    except (NotImplementedError, OSError) as e:
+                        if isinstance(e, OSError) and e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                            raise
+                        # no span, or a file system that cannot sendfile: copy through Python
+                        if dest is not None and span is not None:
+                            dest.unlink(missing_ok=True)
                         digest, size = hash_copy(f, dest, step)
             except OSError as e:
-                if e.errno == 28:  # ENOSPC: the disk filled while copying
+                if e.errno == errno.ENOSPC:  # the disk filled while copying
                     raise PackageRejected("no_space", "the disk filled while copying") from None
                 raise PackageRejected("bad_bag", f"{rel} could not be read: {e.strerror}") from None
             if digest != bag.payload[rel]["sha256"]:
