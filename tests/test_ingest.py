@@ -263,3 +263,15 @@ def test_nothing_is_visible_while_a_package_is_still_being_verified(lib: Library
     assert lib.ingest(bag, progress=progress).outcome == "published"
     assert len(seen) >= 2 and all(s == (1, [1]) for s in seen)
     assert lib.item("pig-farming").version == 2
+
+
+def test_a_file_system_without_sendfile_still_gets_a_verified_copy(lib: Library, tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    def no_sendfile(*args: object) -> int:
+        raise OSError(errno.EINVAL, "sendfile is not supported here")
+
+    monkeypatch.setattr(os, "sendfile", no_sendfile)
+    payload = os.urandom(3 << 20)
+    assert lib.ingest(make_bag(tmp_path, files={"video.mp4": payload}, tar=True)).outcome == "published"
+    assert lib.media_path("pig-farming", 1, "video.mp4")[0].read_bytes() == payload
