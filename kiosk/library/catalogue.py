@@ -316,11 +316,15 @@ class Catalogue:
             if expr is None or len(found) >= pool:
                 continue
             # rowid order (newest first) lets FTS5 stop early; no relevance score over every match
-            rows = self.conn().execute(
-                f"SELECT {cols} FROM items_fts JOIN items ON items.n = items_fts.rowid "
-                f"WHERE items_fts MATCH ? AND {where} ORDER BY items_fts.rowid DESC LIMIT ?",
-                [expr, *args, pool + len(found)],
-            ).fetchall()
+            try:
+                rows = self.conn().execute(
+                    f"SELECT {cols} FROM items_fts JOIN items ON items.n = items_fts.rowid "
+                    f"WHERE items_fts MATCH ? AND {where} ORDER BY items_fts.rowid DESC LIMIT ?",
+                    [expr, *args, pool + len(found)],
+                ).fetchall()
+            except sqlite3.OperationalError as e:  # a query FTS5 cannot parse finds nothing, calmly
+                log.warning("event=search_failed q=%r expr=%r error=%s", q, expr, e)
+                continue
             fresh = [r for r in rows if r["n"] not in seen]
             fresh.sort(key=lambda r: (search.tier(q, r["title"], r["title_py"], r["title_ini"]), -r["n"]))
             for r in fresh[: pool - len(found)]:
