@@ -127,3 +127,14 @@ def test_ambiguous_pinyin_is_read_every_likely_way() -> None:
 
 def test_a_place_name_typed_as_one_word_is_found(lib: Library) -> None:
     assert ids(lib, "xian") == ["xian-apples"]  # 西安, read xi an
+
+
+def test_random_typing_never_breaks_the_search(lib: Library, caplog: pytest.LogCaptureFixture) -> None:
+    import random
+
+    rnd = random.Random(5)
+    alphabet = "养猪玉米高血压 yzumiaxng\"'*^:(){}-+ANDORNEAR0123456789，。ＡＢ\t"
+    for _ in range(300):
+        q = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 12)))
+        assert isinstance(lib.items(q=q), list)
+    assert "search_failed" not in caplog.text
