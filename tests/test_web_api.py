@@ -153,3 +153,10 @@ def test_the_screens_hear_about_a_usb_import_in_plain_words(client, library: Lib
     assert "导入完成" in notice["text"] and "1" in notice["text"]
     english = client.get("/api/v1/notice?lang=en").get_json()["notice"]
     assert "finished" in english["text"]
+
+
+def test_later_reports_of_one_play_add_seconds_without_counting_another_play(client) -> None:  # type: ignore[no-untyped-def]
+    client.post("/api/v1/plays", json={"item": "pig", "seconds": 30})
+    client.post("/api/v1/plays", json={"item": "pig", "seconds": 60, "continued": True})
+    totals = client.application.extensions["kiosk"]["usage"].since(0)
+    assert totals["plays"] == 1 and totals["seconds"] == 90

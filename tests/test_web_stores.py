@@ -52,10 +52,11 @@ def test_usage_totals_since_a_time_by_category(tmp_path: Path) -> None:
     u = Usage(tmp_path / "u.sqlite")
     u.record("pig", "agriculture", "open", when=100)
     u.record("pig", "agriculture", "play", 30, when=200)
+    u.record("pig", "agriculture", "watch", 15, when=250)  # more of the same play
     u.record("bp", "health", "open", when=300)
     s = u.since(150)
-    assert s["opens"] == 1 and s["plays"] == 1 and s["seconds"] == 30
-    assert s["by_category"] == {"agriculture": {"opens": 0, "plays": 1, "seconds": 30.0},
+    assert s["opens"] == 1 and s["plays"] == 1 and s["seconds"] == 45
+    assert s["by_category"] == {"agriculture": {"opens": 0, "plays": 1, "seconds": 45.0},
                                 "health": {"opens": 1, "plays": 0, "seconds": 0.0}}
     assert {t["id"] for t in s["top_items"]} == {"pig", "bp"}
 

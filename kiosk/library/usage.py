@@ -20,7 +20,7 @@ from kiosk.config import Config
 
 log = logging.getLogger(__name__)
 
-KINDS = ("open", "play")
+KINDS = ("open", "play", "watch")  # watch: more seconds of a play already counted
 MAX_EVENTS = 200_000
 RAW_KEEP_S = 35 * 86400
 DAILY_KEEP_DAYS = 400
@@ -68,7 +68,7 @@ class Usage:
         self._inserts = 0
 
     def record(self, item_id: str, category: str, kind: str = "open", seconds: float = 0.0, when: float | None = None) -> None:
-        """Note one open or play of an item (no personal data)."""
+        """Note one open or play of an item, or more seconds of a play ("watch"); no personal data."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}")
         seconds = max(0.0, min(float(seconds or 0.0), MAX_PLAY_S))
@@ -90,7 +90,7 @@ class Usage:
                 (ts,),
             ).fetchall()
             top = self._db.execute(
-                "SELECT item_id, count(*) AS n FROM events WHERE ts >= ? GROUP BY item_id ORDER BY n DESC, item_id LIMIT 10",
+                "SELECT item_id, count(*) AS n FROM events WHERE ts >= ? AND kind != 'watch' GROUP BY item_id ORDER BY n DESC, item_id LIMIT 10",
                 (ts,),
             ).fetchall()
         by_category = {r[0]: {"opens": int(r[1] or 0), "plays": int(r[2] or 0), "seconds": round(float(r[3] or 0), 1)} for r in rows}
@@ -116,7 +116,8 @@ class Usage:
                     if day >= today:
                         continue
                     t = totals.setdefault((day, category), [0, 0, 0.0])
-                    t[0 if kind == "open" else 1] += 1
+                    if kind in ("open", "play"):
+                        t[0 if kind == "open" else 1] += 1
                     t[2] += seconds
                 for (day, category), (opens, plays, seconds) in totals.items():
                     # Replace, not add: a day is recomputed from every raw row it still has.

@@ -127,5 +127,6 @@ def plays() -> Any:
         abort(404, description=f"no item {item_id}")
     usage = _part("usage")
     if usage is not None and seconds > 0:
-        usage.record(it.id, it.category, "play", seconds)
+        # The first report of a screen's play counts a play; later ones add its seconds.
+        usage.record(it.id, it.category, "watch" if data.get("continued") else "play", seconds)
     return jsonify(ok=True)

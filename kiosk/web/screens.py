@@ -377,6 +377,15 @@ def speak(item_id: str) -> Any:
     return send_file(path, mimetype="audio/wav", conditional=True, max_age=86400)
 
 
+@bp.get("/sw.js")
+def service_worker() -> Any:
+    """The kiosk's service worker, served from / so that it may look after every page."""
+    resp = current_app.send_static_file("sw.js")
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    return resp
+
+
 @bp.get("/lang/<code>")
 def set_language(code: str) -> Any:
     """Switch the screens' language and go back where the villager was."""

@@ -8,6 +8,8 @@
 
   // A kiosk has no right click, no long-press menu and no text selection.
   if (body.classList.contains("kiosk")) {
+    // While the box restarts, a calm page instead of the browser's error (see /sw.js).
+    if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(function () {});
     document.addEventListener("contextmenu", function (e) { e.preventDefault(); });
     document.addEventListener("selectstart", function (e) { e.preventDefault(); });
     document.addEventListener("gesturestart", function (e) { e.preventDefault(); });

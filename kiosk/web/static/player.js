@@ -8,7 +8,7 @@
   var seek = document.getElementById("seek"), time = document.getElementById("time");
   var toggle = document.getElementById("toggle");
   var iPlay = toggle.querySelector(".i-play"), iPause = toggle.querySelector(".i-pause");
-  var dragging = false, playedFrom = null, played = 0;
+  var dragging = false, playedFrom = null, played = 0, reported = false;
 
   var fmt = function (s) {
     if (!isFinite(s)) s = 0;
@@ -32,13 +32,25 @@
   var account = function () {
     if (playedFrom !== null) { played += (Date.now() - playedFrom) / 1000; playedFrom = null; }
   };
-  var report = function () {
+  // Play time is reported when playing stops (pause, end) and once a minute while it runs,
+  // with an ordinary request while the page is alive; the beacon at pagehide only carries
+  // what is left, as beacons from a closing page are not always delivered.
+  var report = function (closing) {
+    var running = playedFrom !== null;
     account();
+    if (running && !closing) playedFrom = Date.now();
     if (played < 1) return;
-    var data = JSON.stringify({ item: stage.getAttribute("data-item"), seconds: Math.round(played) });
+    var data = JSON.stringify({ item: stage.getAttribute("data-item"), seconds: Math.round(played), continued: reported });
     played = 0;
-    if (navigator.sendBeacon) navigator.sendBeacon("/api/v1/plays", new Blob([data], { type: "application/json" }));
+    reported = true;
+    if (closing && navigator.sendBeacon) {
+      navigator.sendBeacon("/api/v1/plays", new Blob([data], { type: "application/json" }));
+    } else {
+      fetch("/api/v1/plays", { method: "POST", headers: { "Content-Type": "application/json" }, body: data, keepalive: true })
+        .catch(function () { /* a lost minute of statistics is not worth a retry */ });
+    }
   };
+  setInterval(function () { if (!v.paused) report(false); }, 60000);
 
   var resume = function () {
     var saved = 0;
@@ -54,10 +66,10 @@
     if (Math.floor(v.currentTime) % 5 === 0) save();
   });
   v.addEventListener("play", function () { playedFrom = Date.now(); render(); });
-  v.addEventListener("pause", function () { account(); save(); render(); });
+  v.addEventListener("pause", function () { report(false); save(); render(); });
   v.addEventListener("seeked", save);
-  v.addEventListener("ended", function () { save(); report(); render(); });
-  window.addEventListener("pagehide", function () { save(); report(); });
+  v.addEventListener("ended", function () { save(); report(false); render(); });
+  window.addEventListener("pagehide", function () { save(); report(true); });
 
   var togglePlay = function () { if (v.paused) v.play().catch(function () {}); else v.pause(); };
   toggle.addEventListener("click", togglePlay);
