@@ -5,9 +5,13 @@ list (image-build/stage-kiosk/00-kiosk/00-packages) and cached outside the repos
 keyed by that list, so reruns only pay for the install. Each run mounts an overlay on the
 cached tree and installs the kiosk with THE SAME scripts pi-gen runs: 01-run.sh on the host
 side with ROOTFS_DIR set, 02-run-chroot.sh fed to bash inside a chroot. Then it checks inside
-that the units are enabled and verify, and that `kiosk run` starts and answers /healthz.
+that the units are enabled and verify, and that `kiosk run` starts and answers /healthz; runs
+the first-boot scripts, the screens' command under cage, the polkit rule under the image's
+polkitd; and boots the tree with its own systemd (systemd-nspawn) to watch the box come up,
+be restarted by the watchdog when it hangs, and be switched off through the power helper.
 
-Needs root, debootstrap and overlayfs; run it with tools/rootfs-test.sh.
+Needs root, debootstrap and overlayfs (systemd-nspawn for the boot); tools/rootfs-test.sh
+installs what is missing and runs it on its own.
 """
 
 from __future__ import annotations
@@ -163,7 +167,7 @@ def wheelhouse(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def image_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The cached tree under an overlay, with the kiosk stage installed by its own scripts."""
     base = base_rootfs()
     tmp = tmp_path_factory.mktemp("rootfs")
@@ -180,9 +184,16 @@ def image_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             script = (STAGE / "02-run-chroot.sh").read_text()
             # pi-gen's on_chroot: the script on standard input of `bash -e` inside the chroot
             _run(["chroot", str(root), "/bin/bash", "-e"], input=script, env=chroot_env, timeout=1200)
-            yield root
+        yield root
     finally:
         subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+@pytest.fixture
+def image_root(image_tree: Path) -> Iterator[Path]:
+    """The installed tree with /proc, /sys and /dev, for commands run in a chroot."""
+    with chroot_mounts(image_tree):
+        yield image_tree
 
 
 def test_the_box_units_are_enabled_in_the_image(image_root: Path) -> None:
@@ -445,3 +456,87 @@ def test_polkit_in_the_image_lets_the_box_start_exactly_its_power_units(image_ro
             proc.wait(timeout=30)
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(bus), signal.SIGTERM)
+
+
+def _descendant_named(pid: int, name: str) -> int | None:
+    """The first process below pid whose command is `name` (the container's init)."""
+    todo = [pid]
+    while todo:
+        current = todo.pop(0)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                        return int(child)
+                    todo.append(int(child))
+    return None
+
+
+@pytest.mark.skipif(shutil.which("systemd-nspawn") is None, reason="needs systemd-nspawn (Debian package systemd-container)")
+def test_the_image_boots_with_systemd_serves_recovers_from_a_hang_and_powers_off_for_the_box(image_tree: Path, tmp_path: Path) -> None:
+    """The image booted by its own systemd in a container: units, sd_notify, watchdog, polkit."""
+    port = free_port()
+    (image_tree / "etc" / "kiosk" / "kiosk.toml").write_text(
+        f'[web]\nhost = "127.0.0.1"\nport = {port}\n[hardware]\nbackend = "fake"\n')
+    # A short watchdog, so a hang is noticed within seconds here (60 s on a box).
+    dropin = image_tree / "etc" / "systemd" / "system" / "kiosk.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "test.conf").write_text("[Service]\nWatchdogSec=6\nRestartSec=1\n")
+    log = (tmp_path / "boot.log").open("w")
+    boot = subprocess.Popen(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(image_tree), "--boot", "--console=pipe"],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def healthz() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def wait_for(check, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            time.sleep(0.5)
+        return False
+
+    try:
+        assert wait_for(healthz, 120), "the booted image never answered /healthz"
+        init = _descendant_named(boot.pid, "systemd")
+        assert init is not None
+
+        def inside(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["nsenter", "-t", str(init), "-a", *argv], capture_output=True, text=True, timeout=120)
+
+        def prop(unit: str, name: str) -> str:
+            return inside("systemctl", "show", "-p", name, "--value", unit).stdout.strip()
+
+        assert prop("kiosk.service", "ActiveState") == "active"
+        assert prop("kiosk.service", "StatusText").startswith("serving")
+        as_the_box = ["systemd-run", "--wait", "--pipe", "--quiet", "-p", "User=kiosk", "-p", "NoNewPrivileges=yes"]
+
+        # the device page's helper reaches its root oneshot through polkit; nothing else does
+        assert inside(*as_the_box, "/usr/lib/kiosk/kiosk-power", "restart-screens").returncode == 0
+        # (a finished oneshot is unloaded at once, so its journal is the evidence)
+        assert wait_for(lambda: "Finished kiosk-power@restart-screens.service" in inside(
+            "journalctl", "--no-pager", "-o", "cat", "-u", "kiosk-power@restart-screens.service").stdout, 30)
+        assert inside(*as_the_box, "systemctl", "--no-ask-password", "restart", "kiosk-display.service").returncode != 0
+        assert inside(*as_the_box, "/usr/lib/kiosk/kiosk-power", "halt").returncode != 0
+
+        # a box that stops answering is restarted by the watchdog
+        hung = prop("kiosk.service", "MainPID")
+        assert inside("kill", "-STOP", hung).returncode == 0
+        assert wait_for(lambda: prop("kiosk.service", "MainPID") not in ("0", hung) and healthz(), 90)
+        assert int(prop("kiosk.service", "NRestarts")) >= 1
+
+        # and the device page can switch the box off
+        assert inside(*as_the_box, "/usr/lib/kiosk/kiosk-power", "shutdown").returncode == 0
+        boot.wait(timeout=90)
+    finally:
+        if boot.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(boot.pid, signal.SIGKILL)
+            boot.wait()
+        log.close()
+        shutil.rmtree(dropin, ignore_errors=True)

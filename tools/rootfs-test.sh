@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! command -v debootstrap >/dev/null; then
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq debootstrap >/dev/null
+# debootstrap makes the tree; systemd-nspawn boots it with its own systemd.
+if ! command -v debootstrap >/dev/null || ! command -v systemd-nspawn >/dev/null; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq debootstrap systemd-container >/dev/null
 fi
 
 # Root is needed for debootstrap, chroot and the overlay mount.
