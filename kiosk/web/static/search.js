@@ -5,12 +5,16 @@
   var names = JSON.parse(results.getAttribute("data-categories") || "{}");
   var seq = 0, timer = null;
   var esc = function (s) { var d = document.createElement("div"); d.textContent = s; return d.innerHTML; };
+  var icon = function (cat) {
+    var tpl = document.getElementById("icon-" + cat);
+    return tpl ? tpl.innerHTML : "";
+  };
   var card = function (it) {
     var poster = null;
     (it.files || []).forEach(function (f) { if (f.path === it.poster) poster = f.url; });
     var cat = names[it.category] ? it.category : "other";
     return '<a class="card" href="/item/' + encodeURIComponent(it.id) + '" data-item="' + esc(it.id) + '">' +
-      (poster ? '<img class="poster" src="' + esc(poster) + '" alt="">' : '<span class="noposter t-' + cat + '"></span>') +
+      (poster ? '<img class="poster" src="' + esc(poster) + '" alt="">' : '<span class="noposter t-' + cat + '">' + icon(cat) + "</span>") +
       '<span class="title">' + esc(it.title) + '<small>' + esc(names[cat] || "") + "</small></span></a>";
   };
   var ask = function (q) {
