@@ -137,7 +137,11 @@ def base_rootfs() -> Path:
         _run(["chroot", str(work), "apt-get", "install", "-y", "-q", "--no-install-recommends", *stage_packages()], env=env, timeout=3000)
         _run(["chroot", str(work), "apt-get", "clean"], env=env, timeout=600)
     policy.unlink()
-    work.rename(final)
+    try:
+        work.rename(final)
+    except OSError:  # another run finished the same tree first: keep that one
+        shutil.rmtree(work, ignore_errors=True)
+        return final
     # one tree is enough: drop those of older package lists (about 1 GiB each)
     for old in CACHE.glob(f"rootfs-{SUITE}-amd64-*"):
         if old != final:
@@ -157,7 +161,10 @@ def wheelhouse(dest: Path) -> Path:
         _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp), str(REPO)], timeout=1200)
         for own in tmp.glob("field_kiosk-*.whl"):
             own.unlink()
-        tmp.rename(deps)
+        try:
+            tmp.rename(deps)
+        except OSError:  # another run filled the same folder first
+            shutil.rmtree(tmp, ignore_errors=True)
         for old in CACHE.glob("wheels-py*"):
             if old != deps and not old.name.endswith(f".{os.getpid()}"):
                 shutil.rmtree(old, ignore_errors=True)
