@@ -205,3 +205,45 @@ def test_kiosk_centre_simulate_sends_traffic_to_a_running_centre(centre: Centre)
     assert out.returncode == 0, out.stderr
     assert "done: 6 reports sent, 6 acknowledged, 2 rounds" in out.stdout
     assert all(centre.points()[f"sim-000{i}"]["last_seq"] >= 2 for i in (1, 2, 3))
+
+
+def test_kiosk_demo_starts_a_centre_with_simulated_points_and_the_demo_box_reports_to_it(tmp_path: Path) -> None:
+    import re
+    import signal
+
+    from kiosk.demo import CENTRE_PASSWORD, CENTRE_USER
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk.cli", "demo", "--port", "0", "--centre-port", "0", "--points", "3",
+         "--data", str(tmp_path / "demo")],
+        env={**os.environ, "KIOSK_CONFIG": ""}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        urls: dict[str, str] = {}
+        deadline = time.monotonic() + 90
+        while len(urls) < 2 and time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line and proc.poll() is not None:
+                break
+            for key, pattern in (("box", r"touch screens.*?(http://127\.0\.0\.1:\d+/)"), ("centre", r"county centre.*?(http://127\.0\.0\.1:\d+/)")):
+                m = re.search(pattern, line)
+                if m:
+                    urls[key] = m.group(1)
+        assert set(urls) == {"box", "centre"}, "the demo must print both URLs"
+        staff = requests.Session()
+        page = staff.get(urls["centre"] + "login", timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        staff.post(urls["centre"] + "login", data={"username": CENTRE_USER, "password": CENTRE_PASSWORD, "csrf_token": token}, timeout=10)
+        seen: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            seen = {p["id"]: p for p in staff.get(urls["centre"] + "api/v1/points", timeout=10).json()}
+            if seen.get("demo-0001", {}).get("status") == "online" and seen.get("sim-0001", {}).get("status") == "online":
+                break
+            time.sleep(1)
+        assert seen["demo-0001"]["status"] == "online" and seen["sim-0001"]["status"] == "online"
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
