@@ -377,3 +377,13 @@ def test_old_quarantined_packages_are_pruned_but_their_record_kept(lib: Library,
         entry = lib.quarantine()[0]
         assert entry["pruned"] and entry["code"] == "bad_hash"
         assert not (lib.quarantine_dir / entry["entry"] / "package").exists()
+
+
+def test_the_same_bad_disk_offered_twice_is_one_quarantined_package(lib: Library, tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, mutate=flip_byte)
+    lib.ingest(bag, source="usb")
+    lib.ingest(bag, source="usb")
+    assert lib.summary()["quarantined"] == 1
+    assert lib.quarantine()[0]["times"] == 2
+    lib.ingest(make_bag(tmp_path, mutate=flip_byte), source="usb")  # another package
+    assert lib.summary()["quarantined"] == 2

@@ -73,10 +73,19 @@ class Quarantine:
 
         `kind` picks finer plain words than the reason code (e.g. "stale" for a bad_record)."""
         now = clock.now()
+        will_move = move and (origin.exists() or origin.is_symlink())
+        if not will_move:
+            # the same disk offered again: one package, one record (seen once more)
+            for rec in self.entries():
+                if (not rec.get("pruned") and rec.get("package") is None and rec.get("origin") == str(origin)
+                        and rec.get("code") == code and rec.get("detail") == detail):
+                    entry = self.root / rec.pop("entry")
+                    rec.update(at=now, source=source, times=rec.get("times", 1) + 1)
+                    _write_json(entry / "reason.json", rec)
+                    return entry
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in origin.name)[:60] or "package"
         entry = Path(tempfile.mkdtemp(prefix=f"{stamp}-{safe}-", dir=self.root))
-        will_move = move and (origin.exists() or origin.is_symlink())
         record = {
             "code": code,
             "reason": REASONS_ZH.get(kind or code, code),
