@@ -158,8 +158,9 @@ def test_simulated_points_report_with_history_and_show_up_in_the_api(centre: Cen
         store.close()
     assert totals["acked"] == totals["sent"] > 13 * 20
     points = centre.api_points()
-    assert points["sim-0001"]["status"] == "online"
+    assert totals["last_round"] and all(points[pid]["status"] == "online" for pid in totals["last_round"])
     assert points["sim-0013"]["status"] == "never"  # enrolled, never switched on
+    assert "sim-0007" not in totals["last_round"]  # one in twenty has died
 
 
 def test_metrics_and_the_signed_package_index_are_served(centre: Centre) -> None:

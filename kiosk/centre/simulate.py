@@ -131,13 +131,16 @@ def history(point: SimPoint, days: float, step_s: float, now: float, rnd: random
 
 def run(store: Store, url: str, n: int, days: float = 0, rounds: int = 0, interval_s: float = 5.0,
         step_s: float = 300.0, stop: threading.Event | None = None, seed: int = 1,
-        say: Callable[[str], None] | None = None) -> dict[str, int]:
-    """Enrol N points, backfill `days` of history, then send `rounds` live rounds (0: until stopped)."""
+        say: Callable[[str], None] | None = None, workers: int = 2) -> dict[str, Any]:
+    """Enrol N points, backfill `days` of history, then send `rounds` live rounds (0: until stopped).
+
+    Returns counts (points, sent, acked, rounds) and the ids that reported in the last round.
+    """
     rnd = random.Random(seed)
     stop = stop or threading.Event()
     points = enroll_points(store, n, seed=seed)
     talking = [p for p in points if not p.silent]
-    totals = {"points": n, "sent": 0, "acked": 0, "rounds": 0}
+    totals: dict[str, Any] = {"points": n, "sent": 0, "acked": 0, "rounds": 0, "last_round": []}
     session = requests.Session()
     lock = threading.Lock()
 
@@ -147,7 +150,8 @@ def run(store: Store, url: str, n: int, days: float = 0, rounds: int = 0, interv
             totals["sent"] += len(reports)
             totals["acked"] += acked
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # two senders at a time: what the centre admits at once, so none is told to come back later
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         if days > 0:
             now = clock.now()
             list(pool.map(lambda p: deliver(p, history(p, days, step_s, now, random.Random(rnd.random()))), talking))
@@ -170,6 +174,7 @@ def run(store: Store, url: str, n: int, days: float = 0, rounds: int = 0, interv
                 batch, p.backlog = p.backlog + [report], []  # back online: the backlog goes too
                 jobs.append((p, batch))
             list(pool.map(lambda job: deliver(*job), jobs))
+            totals["last_round"] = [p.id for p, _ in jobs]
             r += 1
             totals["rounds"] = r
             if say:
