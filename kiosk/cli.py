@@ -395,7 +395,12 @@ def cmd_centre_simulate(args: argparse.Namespace) -> int:
 
 def cmd_centre_add_user(args: argparse.Namespace) -> int:
     """Add or update a centre staff login (password from standard input)."""
-    password = sys.stdin.readline().rstrip("\n")
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("密码 password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
     _centre_store(args).set_user(args.username, password)
     print(f"login {args.username} saved")
     return 0
