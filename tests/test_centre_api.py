@@ -266,3 +266,15 @@ def test_the_usage_and_requests_pages_show_months_by_township_and_topic(centre) 
     assert "土地承包合同纠纷怎么办" in asks and "law" in asks
     empty = client.get("/usage?from=2001-01&to=2001-02").get_data(as_text=True)
     assert "这段时间没有数据" in empty
+
+
+def test_a_points_page_lists_its_events_in_plain_words(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    client = app.test_client()
+    event = report("p1", 2, kind="event", event="under_voltage", detail={"volts": 4.6})
+    post(client, "p1", secret, [report("p1", 1), event])
+    login(client)
+    page = client.get("/points/p1").get_data(as_text=True)
+    assert "供电电压不足" in page and "volts: 4.6" in page
+    assert store.events("p1") == [{"seq": 2, "at": store.events("p1")[0]["at"], "event": "under_voltage", "detail": {"volts": 4.6}}]

@@ -56,7 +56,7 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
     app.before_request(auth.check_csrf)
     app.jinja_env.globals.update(
         csrf_token=auth.csrf_token, staff=auth.staff, COLOURS=status.COLOURS,
-        LABELS_ZH=status.LABELS_ZH, LABELS_EN=status.LABELS_EN,
+        LABELS_ZH=status.LABELS_ZH, LABELS_EN=status.LABELS_EN, EVENTS_ZH=status.EVENTS_ZH,
     )
     app.jinja_env.filters["dt"] = stats.local_time
     app.jinja_env.filters["ago"] = _ago

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS reports (
     at DOUBLE PRECISION NOT NULL,
     kind TEXT NOT NULL,
     event TEXT,
+    detail TEXT,
     boot_id TEXT,
     temp_c DOUBLE PRECISION,
     disk_percent DOUBLE PRECISION,

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 STATUSES = ("never", "online", "late", "offline")
 COLOURS = {"never": "#8a8a8a", "online": "#1e8e3e", "late": "#e8a100", "offline": "#c5221f"}
 LABELS_ZH = {"never": "从未联系", "online": "在线", "late": "迟到", "offline": "离线"}
+EVENTS_ZH = {
+    "boot": "开机", "under_voltage": "供电电压不足", "overheat": "过热", "disk_full": "磁盘快满",
+    "read_only_root": "系统盘只读", "display_restarts": "屏幕反复重启", "fault": "故障",
+}
 LABELS_EN = {"never": "never seen", "online": "online", "late": "late", "offline": "offline"}
 
 

@@ -31,10 +31,11 @@ log = logging.getLogger(__name__)
 
 POINT_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
 _REPORT_COLS = (
-    "point, seq, received_at, box_time, at, kind, event, boot_id, "
+    "point, seq, received_at, box_time, at, kind, event, detail, boot_id, "
     "temp_c, disk_percent, memory_percent, load1, health, content, usage"
 )
-_CHUNK = 400  # rows per multi-row INSERT: 15 x 400 parameters stays far below SQLite's limit
+_WIDTH = 16  # columns of a report row
+_CHUNK = 400  # rows per multi-row INSERT: 16 x 400 parameters stays far below SQLite's limit
 
 
 class Store:
@@ -133,7 +134,7 @@ class Store:
         with self.db.transaction() as cur:
             for i in range(0, len(rows), _CHUNK):
                 chunk = rows[i : i + _CHUNK]
-                values = ",".join(["(" + ",".join("?" * 15) + ")"] * len(chunk))
+                values = ",".join(["(" + ",".join("?" * _WIDTH) + ")"] * len(chunk))
                 cur.execute(
                     f"INSERT INTO reports ({_REPORT_COLS}) VALUES {values} "
                     "ON CONFLICT (point, seq) DO NOTHING RETURNING seq",
@@ -178,10 +179,10 @@ class Store:
     def events(self, point_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """A point's latest events (boot, under-voltage, ...), newest first."""
         rows = self.db.query(
-            "SELECT seq, at, event FROM reports WHERE point = ? AND kind = 'event' ORDER BY at DESC LIMIT ?",
+            "SELECT seq, at, event, detail FROM reports WHERE point = ? AND kind = 'event' ORDER BY at DESC LIMIT ?",
             (point_id, limit),
         )
-        return [{"seq": r[0], "at": r[1], "event": r[2]} for r in rows]
+        return [{"seq": r[0], "at": r[1], "event": r[2], "detail": json.loads(r[3]) if r[3] else None} for r in rows]
 
     def report_count(self) -> int:
         """How many reports are stored."""
@@ -294,6 +295,7 @@ def _report_row(point_id: str, r: dict[str, Any], received_at: float) -> tuple[A
         _at(r, received_at),
         r["kind"],
         str(_first(r, "event", "event_type", "type") or "") or None if r["kind"] == "event" else None,
+        _json(r.get("detail")) if r["kind"] == "event" else None,
         str(r.get("boot_id") or "") or None,
         _num(_first(health, "temp_c", "cpu_temp_c", "temperature_c", "temperature")),
         _num(_first(health, "disk_percent", "disk_used_percent", "disk_use_percent")),
@@ -307,7 +309,7 @@ def _report_row(point_id: str, r: dict[str, Any], received_at: float) -> tuple[A
 
 def _at_by_seq(rows: list[tuple[Any, ...]], new: Iterable[int]) -> list[tuple[int, float]]:
     wanted = set(new)
-    return [(row[1], row[4]) for row in rows if row[1] in wanted]
+    return [(row[1], row[4]) for row in rows if row[1] in wanted]  # (seq, at)
 
 
 def month_of(t: float) -> str:
