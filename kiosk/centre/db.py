@@ -105,6 +105,9 @@ CREATE TABLE IF NOT EXISTS packages (
 );
 """
 
+# (table, column, type) added since the first release of the schema, oldest first
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("reports", "detail", "TEXT"),)
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -129,6 +132,22 @@ class Database:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
+            self._add_missing_columns(cur)
+
+    def _add_missing_columns(self, cur: "Cursor") -> None:
+        """Columns added after a table was first made (CREATE TABLE IF NOT EXISTS keeps old tables)."""
+        for table, column, kind in ADDED_COLUMNS:
+            if self.is_pg:
+                cur.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
+                    (table,),
+                )
+                have = {r[0] for r in cur.fetchall()}
+            else:
+                have = {r[1] for r in cur.execute(f"PRAGMA table_info({table})").fetchall()}
+            if column not in have:
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                log.info("column added table=%s column=%s", table, column)
 
     # --- connections --------------------------------------------------------------
     def _connect(self) -> Any:
