@@ -261,9 +261,11 @@ def test_the_usage_and_requests_pages_show_months_by_township_and_topic(centre) 
     login(client)
     usage = client.get("/usage").get_data(as_text=True)
     month = time.strftime("%Y-%m", time.localtime(clock.now()))
-    assert "城关镇" in usage and "agriculture" in usage and f"<th>{month}</th>" in usage
+    assert "城关镇" in usage and "农业科技" in usage and f"<th>{month}</th>" in usage
     asks = client.get("/requests").get_data(as_text=True)
-    assert "土地承包合同纠纷怎么办" in asks and "law" in asks
+    assert "土地承包合同纠纷怎么办" in asks and "法律常识" in asks
+    report_page = client.get("/report").get_data(as_text=True)
+    assert "<td>城关镇</td>" in report_page and "农业科技" in report_page
     empty = client.get("/usage?from=2001-01&to=2001-02").get_data(as_text=True)
     assert "这段时间没有数据" in empty
 

@@ -60,6 +60,7 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
     )
     app.jinja_env.filters["dt"] = stats.local_time
     app.jinja_env.filters["ago"] = _ago
+    app.jinja_env.filters["topic"] = stats.topic_name
 
     @app.before_request
     def _start_timer() -> None:

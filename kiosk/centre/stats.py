@@ -12,6 +12,19 @@ from kiosk.centre.status import Rules
 from kiosk.centre.store import Store, month_of
 
 
+# The box's topic names (kiosk/web/i18n.py), repeated here: the centre shares only the wire
+# and package formats with the box.
+TOPICS_ZH = {
+    "agriculture": "农业科技", "health": "卫生健康", "law": "法律常识", "culture": "文化戏曲",
+    "children": "少儿天地", "lectures": "讲座课堂", "local": "本地资讯", "other": "其他", "": "未分类",
+}
+
+
+def topic_name(slug: str | None) -> str:
+    """A topic's plain Chinese name (the slug itself when unknown)."""
+    return TOPICS_ZH.get(slug or "", slug or "")
+
+
 def overview(store: Store, rules: Rules, now: float) -> list[dict[str, Any]]:
     """Every point with its derived status, alert flag and how long it has been quiet."""
     out = []

@@ -102,7 +102,11 @@ def usage_csv() -> Any:
         abort(400, description="by must be township or category")
     first, last = _months()
     rows = stats.usage(_centre()["store"], by, first, last)
-    text = stats.to_csv([by, "month", "opens", "plays"], ([r[by], r["month"], r["opens"], r["plays"]] for r in rows))
+    if by == "category":
+        text = stats.to_csv(["category", "name", "month", "opens", "plays"],
+                            ([r[by], stats.topic_name(r[by]), r["month"], r["opens"], r["plays"]] for r in rows))
+    else:
+        text = stats.to_csv([by, "month", "opens", "plays"], ([r[by], r["month"], r["opens"], r["plays"]] for r in rows))
     return _csv(text, f"usage-by-{by}-{first}-{last}.csv")
 
 
