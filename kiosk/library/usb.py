@@ -71,13 +71,16 @@ def import_folder(cfg: Config, library: Any, path: Path, stop: threading.Event |
         last = [clock.monotonic()]
         before = [0]
 
+        def write_now_and_then() -> None:
+            if clock.monotonic() - last[0] >= WRITE_EVERY_S:
+                last[0] = clock.monotonic()
+                _write(cfg, record)
+
         def progress(done: int, total: int, label: str) -> None:
             record.update(done_bytes=before[0] + done, label=label)
             if on_progress is not None:
                 on_progress(record["done_bytes"], record["total_bytes"], label)
-            if clock.monotonic() - last[0] >= WRITE_EVERY_S:
-                last[0] = clock.monotonic()
-                _write(cfg, record)
+            write_now_and_then()
 
         log.info("event=usb_import_started folder=%s bags=%d bytes=%d", folder, len(bags), record["total_bytes"])
         outcomes: list[Outcome] = []
@@ -90,6 +93,7 @@ def import_folder(cfg: Config, library: Any, path: Path, stop: threading.Event |
                     record["error"] = "stopped"
                     break
                 record.update(bag=n, label=bag.name)
+                write_now_and_then()  # small bags may finish without a progress call of their own
                 outcomes.append(library.ingest(bag, source="usb", progress=progress))
                 if on_outcome is not None:
                     on_outcome(outcomes[-1])
