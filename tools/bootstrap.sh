@@ -25,7 +25,11 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "Setting up the Python environment in .venv"
   python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  # pip's own chatter goes to a log, shown only when the install fails
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[test]'; } >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "Installing the Python packages failed (log above)." >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
