@@ -414,12 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="Field Kiosk: the village point box and its county centre.")
     parser.add_argument("--version", action="version", version=f"kiosk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--config", metavar="F", help="TOML configuration file (default: $KIOSK_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str, config: bool = True) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help_, description=help_)
         if config:
-            p.add_argument("--config", metavar="F", help="TOML configuration file (default: $KIOSK_CONFIG)")
+            # SUPPRESS: an absent sub-command --config must not hide `kiosk --config F COMMAND`
+            p.add_argument("--config", metavar="F", default=argparse.SUPPRESS, help="TOML configuration file (default: $KIOSK_CONFIG)")
         p.set_defaults(func=func)
         return p
 
@@ -489,12 +491,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kiosk` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    # Services log every event for journald; a person at a terminal sees outcomes, not events.
+    quiet = sys.stderr.isatty() and func not in (cmd_run, cmd_demo, cmd_centre_run, cmd_centre_simulate)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    if not getattr(args, "func", None):
+    if not func:
         parser.print_help()
         return 2
     try:
