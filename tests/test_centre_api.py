@@ -280,3 +280,15 @@ def test_a_points_page_lists_its_events_in_plain_words(centre) -> None:
     page = client.get("/points/p1").get_data(as_text=True)
     assert "供电电压不足" in page and "volts: 4.6" in page
     assert store.events("p1") == [{"seq": 2, "at": store.events("p1")[0]["at"], "event": "under_voltage", "detail": {"volts": 4.6}}]
+
+
+def test_the_uptime_strip_is_green_for_days_reported_red_for_silent_days_and_grey_before_enrolment() -> None:
+    from kiosk.centre import charts
+
+    now = time.mktime((2026, 11, 22, 12, 0, 0, 0, 0, -1))
+    day = 86400.0
+    # reported every hour of the last 3 days, silent the 3 days before, enrolled 6 days ago
+    reports = [{"at": now - h * 3600} for h in range(0, 3 * 24 + 12)]
+    svg = charts.uptime_strip(reports, now, days=10, since=now - 6 * day - 12 * 3600)
+    colours = re.findall(r'fill="(#[0-9a-f]{6})"><title>', svg)
+    assert colours == ["#dadce0"] * 3 + ["#c5221f"] * 3 + ["#1e8e3e"] * 4

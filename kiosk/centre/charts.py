@@ -31,8 +31,8 @@ def uptime_days(reports: list[dict[str, Any]], now: float, days: int = 30, slot_
     return out
 
 
-def uptime_strip(reports: list[dict[str, Any]], now: float, days: int = 30) -> str:
-    """An SVG strip, one bar a day: green when the point reported all day, red when never."""
+def uptime_strip(reports: list[dict[str, Any]], now: float, days: int = 30, since: float | None = None) -> str:
+    """An SVG strip, one bar a day: green when the point reported all day, red when never, grey before `since`."""
     cells = uptime_days(reports, now, days)
     w, h, gap = 18, 34, 3
     parts = [
@@ -41,6 +41,8 @@ def uptime_strip(reports: list[dict[str, Any]], now: float, days: int = 30) -> s
     ]
     for i, (start, share) in enumerate(cells):
         colour = "#1e8e3e" if share >= 0.95 else "#e8a100" if share > 0 else "#c5221f"
+        if share == 0 and since is not None and start + DAY <= since:
+            colour = "#dadce0"  # the point was not there yet
         day = time.strftime("%m-%d", time.localtime(start))
         parts.append(
             f'<rect x="{i * (w + gap)}" y="0" width="{w}" height="{h}" rx="2" fill="{colour}">'

@@ -74,7 +74,7 @@ def point(point_id: str) -> Any:
     p["status"] = rules.status(p["last_seen"], now)
     reports = store.reports(point_id, now - 30 * 86400)
     svg = {
-        "strip": Markup(charts.uptime_strip(reports, now)),
+        "strip": Markup(charts.uptime_strip(reports, now, since=min([p["enrolled_at"]] + [r["at"] for r in reports[:1]]))),
         "temp": Markup(charts.line_chart(reports, "temp_c", "CPU 温度 temperature", "°C", now, hi=90)),
         "disk": Markup(charts.line_chart(reports, "disk_percent", "磁盘使用 disk used", "%", now, hi=100)),
         "memory": Markup(charts.line_chart(reports, "memory_percent", "内存使用 memory used", "%", now, hi=100)),
