@@ -215,11 +215,26 @@ def _status_of(cfg: Config, box: Outbox) -> dict[str, Any]:
     }
 
 
+def _sync_status(cfg: Config) -> dict[str, Any] | None:
+    """The telecom content sync's state for the device page, or None when it cannot be read."""
+    try:
+        from kiosk.uplink import sync
+
+        return sync.status(cfg)
+    except Exception as e:  # the sync's trouble must not hide the heartbeat's status
+        log.warning("event=sync_status_failed error=%r", e)
+        return None
+
+
 def status(cfg: Config) -> dict[str, Any]:
-    """The uplink for the device page: last report, last sent, last acknowledged, outbox depth, last error."""
+    """The uplink for the device page: last report, last sent, last acknowledged, outbox depth, last error,
+    and under "sync" the content sync (last look at the index, downloads waiting, budget used today)."""
     if not outbox_path(cfg).exists():
-        return {"enabled": bool(cfg.centre.url), "outbox": 0, "held": 0, "last_report_seq": None, "last_report_at": None,
-                "last_sent": None, "last_acked_seq": None, "last_error": None, "last_error_at": None,
-                "failures": 0, "next_attempt": None, "centre_offset_s": None, "last_export": None, "sending": None}
-    with Outbox.of(cfg) as box:
-        return _status_of(cfg, box)
+        out = {"enabled": bool(cfg.centre.url), "outbox": 0, "held": 0, "last_report_seq": None, "last_report_at": None,
+               "last_sent": None, "last_acked_seq": None, "last_error": None, "last_error_at": None,
+               "failures": 0, "next_attempt": None, "centre_offset_s": None, "last_export": None, "sending": None}
+    else:
+        with Outbox.of(cfg) as box:
+            out = _status_of(cfg, box)
+    out["sync"] = _sync_status(cfg)
+    return out

@@ -392,20 +392,53 @@ def _save(cfg: Config, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+_PARTIAL_NAME = re.compile(r"^(?P<id>.+)-(?P<version>[0-9]+)-[0-9a-f]{16}\.tar(?P<part>\.part)?$")
+
+
 def status(cfg: Config) -> dict[str, Any]:
-    """For the device page: budget used today, the last run, partial downloads waiting."""
+    """For the device page: budget used today, the last run, downloads waiting, the last problem."""
     state = _load(cfg)
-    used = state["used"] if state.get("day") == _today(clock.now()) else 0
+    now = clock.now()
+    used = state["used"] if state.get("day") == _today(now) else 0
     try:
         partial = sorted(os.listdir(partial_dir(cfg)))
     except FileNotFoundError:
         partial = []
+    files = []
+    for name in partial:
+        m = _PARTIAL_NAME.match(name)
+        try:
+            st = (partial_dir(cfg) / name).stat()
+        except OSError:
+            continue  # finished or dropped while we looked
+        files.append({"name": name, "id": m["id"] if m else name, "version": int(m["version"]) if m else None,
+                      "bytes": st.st_size, "at": st.st_mtime, "whole": bool(m) and not m["part"]})
+    last_run = state.get("last_run") if isinstance(state.get("last_run"), dict) else None
     return {
         "enabled": bool(cfg.centre.url and cfg.sync.enabled),
         "window": cfg.sync.window,
-        "in_window": in_window(cfg.sync.window, clock.now()),
+        "in_window": in_window(cfg.sync.window, now),
+        "interval_s": cfg.sync.interval_s,
         "budget_bytes": cfg.sync.daily_budget_mb * 1024 * 1024,
         "used_bytes": used,
-        "last_run": state.get("last_run"),
+        "last_run": last_run,
+        "index_generated": state.get("generated"),
+        "pending": (last_run or {}).get("pending", 0),
         "partial": partial,
+        "partial_files": files,
+        "last_error": _last_problem(state, last_run),
     }
+
+
+def _last_problem(state: dict[str, Any], last_run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The newest trouble the state file records: a refused index or a refused package."""
+    found: list[dict[str, Any]] = []
+    if last_run and last_run.get("skipped") == "stale_index":
+        found.append({"at": last_run.get("at"), "code": "stale_index", "id": None, "version": None,
+                      "detail": "the centre's index was older than the last one accepted"})
+    refused = [d for d in state["done"].values() if isinstance(d, dict) and d.get("outcome") == "rejected"]
+    if refused:
+        d = max(refused, key=lambda d: d.get("at") or 0)
+        found.append({"at": d.get("at"), "code": d.get("reason"), "id": d.get("id"), "version": d.get("version"),
+                      "detail": f"{d.get('id')} v{d.get('version')} was refused: {d.get('reason')}"})
+    return max(found, key=lambda p: p.get("at") or 0) if found else None
