@@ -332,7 +332,10 @@ def _centre_store(args: argparse.Namespace) -> Any:
 def cmd_centre_enroll(args: argparse.Namespace) -> int:
     """Enrol a point; print its id and secret."""
     store = _centre_store(args)
+    already = store.secret(args.point_id) is not None
     secret = store.enroll(args.point_id, name=args.name, township=args.township)
+    if already:  # re-enrolling is how a replaced box gets a secret, but the old box is cut off
+        print(f"kiosk: point {args.point_id} was already enrolled; its old secret no longer works", file=sys.stderr)
     if args.json:
         print(json.dumps({"point_id": args.point_id, "secret": secret}))
     else:
