@@ -86,6 +86,17 @@ def test_the_spool_shows_a_bag_arriving_and_a_bag_given_up_on_with_what_to_do(sp
     assert "spool.idle" not in section
 
 
+def test_status_json_carries_the_spool_and_the_sync(spool_with_an_arriving_and_an_abandoned_bag):
+    cfg, lib = spool_with_an_arriving_and_an_abandoned_bag
+    app = create_app(cfg, FakeHardware(), library=lib, start_jobs=False, uplink_status=lambda: uplink.status(cfg))
+    client = app.test_client()
+    log_in(client, cfg)
+    data = client.get("/admin/status.json").json
+    assert [w["name"] for w in data["spool"]["waiting"]] == ["arriving-now"]
+    assert data["spool"]["abandoned"][0]["name"] == "never-finished"
+    assert data["uplink"]["sync"]["enabled"] is False and data["uplink"]["sync"]["used_bytes"] == 0
+
+
 def test_bags_given_up_on_again_and_again_ask_to_call_the_county_centre(box, tmp_path):
     cfg, lib = box
     cfg.path("storage.spool_dir").mkdir(parents=True, exist_ok=True)

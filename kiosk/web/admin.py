@@ -328,7 +328,7 @@ def index() -> Any:
         progress=progress,
         spool=_spool_status(),
         spool_stale_s=cfg.storage.spool_stale_s,
-        sync=_sync_view(uplink.get("sync")),
+        sync=_safe("sync", lambda: _sync_view(uplink.get("sync")), None),
         channel_words=CHANNEL_WORDS,
         reason_words=_reason_words(),
         usb_disks=_usb_disks(),
