@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 from kiosk import clock, uplink
 from kiosk.device.fake import FakeHardware
 from kiosk.library import Library, spool
@@ -164,6 +166,21 @@ def test_a_refused_download_is_the_last_problem_and_a_silent_line_asks_to_check_
         assert "sync.late" not in section
         frozen.advance(4 * 3600)  # three intervals without a finished look at the index
         assert CHANNEL_WORDS["sync.late"][0] in _section(_page(cfg, lib), "sync")
+
+
+def test_a_look_that_fails_because_the_line_is_down_is_shown_until_a_later_look_succeeds(box, centre, tmp_path):
+    cfg, lib = box
+    down = cfg.replace(centre__url=f"http://127.0.0.1:{free_port()}", sync__timeout_s=2.0)
+    with clock.use(clock.FrozenClock(NOON)) as frozen:
+        with pytest.raises(Exception):
+            sync.run(down, lib)
+        section = _section(_page(down, lib), "sync")
+        assert CHANNEL_WORDS["sync.failed"][0] in section
+        frozen.advance(60)
+        centre.publish([_pkg(tmp_path, "maize")])
+        up = cfg.replace(centre__url=centre.url, sync__timeout_s=5.0)
+        assert [o.outcome for o in sync.run(up, lib).outcomes] == ["published"]
+        assert CHANNEL_WORDS["sync.failed"][0] not in _section(_page(up, lib), "sync")
 
 
 def test_without_a_centre_the_sync_says_it_is_off(box):

@@ -92,6 +92,9 @@ def run(cfg: Config, library: Any, stop: threading.Event | None = None, session:
         session = session or requests.Session()
         try:
             return _run(cfg, library, state, stop, session)
+        except Exception as e:  # the line is down or the index was refused: the device page says so
+            state["last_failure"] = {"at": clock.now(), "detail": f"{type(e).__name__}: {e}"[:300]}
+            raise
         finally:
             _save(cfg, state)
             if own:
@@ -433,6 +436,10 @@ def status(cfg: Config) -> dict[str, Any]:
 def _last_problem(state: dict[str, Any], last_run: dict[str, Any] | None) -> dict[str, Any] | None:
     """The newest trouble the state file records: a refused index or a refused package."""
     found: list[dict[str, Any]] = []
+    failure = state.get("last_failure")
+    if isinstance(failure, dict) and (failure.get("at") or 0) > ((last_run or {}).get("at") or 0):
+        found.append({"at": failure.get("at"), "code": "failed", "id": None, "version": None,
+                      "detail": failure.get("detail", "")})
     if last_run and last_run.get("skipped") == "stale_index":
         found.append({"at": last_run.get("at"), "code": "stale_index", "id": None, "version": None,
                       "detail": "the centre's index was older than the last one accepted"})

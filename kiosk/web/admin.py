@@ -423,6 +423,8 @@ CHANNEL_WORDS: dict[str, tuple[str, str]] = {
                   "The centre's list has not been read for a long time: check the line or the mobile data card; satellite and USB programmes are not affected."),
     "sync.stale_index": ("县中心的节目目录比上次的还旧，没有采用。如果一直这样，请告诉县中心。",
                          "The centre's list was older than the last one, so it was not used. If it keeps happening, tell the county centre."),
+    "sync.failed": ("上一次连县中心没有成功，过一会儿会自动再试。如果一直这样，请检查网线或上网卡。",
+                    "The last look at the centre failed; it will try again by itself. If it keeps happening, check the line or the mobile data card."),
     "sync.refused": ("有一个下载的节目包没有通过检查，没有上架。一般不用管；反复出现请告诉县中心。",
                      "A downloaded package did not pass the checks and was not published. Usually nothing to do; tell the county centre if it keeps happening."),
 }
@@ -495,7 +497,8 @@ def _sync_view(sync: dict[str, Any] | None) -> dict[str, Any] | None:
             states.append("sync.ok")
     err = sync.get("last_error")
     if err:
-        states.append("sync.stale_index" if err.get("code") == "stale_index" else "sync.refused")
+        code = err.get("code")
+        states.append("sync.stale_index" if code == "stale_index" else "sync.failed" if code == "failed" else "sync.refused")
     view["states"] = states
     return view
 
