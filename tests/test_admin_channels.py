@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
-
 from kiosk import clock, uplink
 from kiosk.device.fake import FakeHardware
 from kiosk.library import Library, spool
 from kiosk.uplink import sync
 from kiosk.web import create_app
 from kiosk.web.admin import CHANNEL_WORDS, fmt_size
+from tests.conftest import free_port
 from tests.packages import default_key, make_bag, trust_dir
 from tests.test_admin import DOCS, log_in
 from tests.test_sync import NOON, Centre, _pkg
