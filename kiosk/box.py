@@ -1,35 +1,27 @@
 """The box's runner behind `kiosk run`: hardware, library, web server, scheduler; a clean stop.
 
-waitress serves the app (pure Python, threads, no compiler needed on a Pi). Its
-loop runs in a thread so the main thread can wait for SIGTERM/SIGINT and then
-stop in order: stop accepting, let requests in flight finish, stop the
-scheduler, close the library, exit 0.
+The main thread waits for SIGTERM/SIGINT and then stops in order: stop accepting,
+let requests in flight finish, stop the scheduler, close the library, exit 0.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
-
-from waitress import create_server
-from waitress import wasyncore
+from typing import Any, Callable
 
 from kiosk import config as config_mod
+from kiosk.serving import WebServer, stop_signals
+
+__all__ = ["Box", "run", "stop_signals", "wait_for_signal"]
 
 log = logging.getLogger(__name__)
-
-STOP_TIMEOUT_S = 5.0
 
 
 def _open_hardware(cfg: config_mod.Config) -> Any:
     """The device part's hardware, or None when it cannot be opened (the screens still run)."""
-    try:
-        from kiosk.device import open_hardware
-    except ImportError:
-        return None
+    from kiosk.device import open_hardware
+
     try:
         return open_hardware(cfg)
     except Exception as e:
@@ -38,23 +30,17 @@ def _open_hardware(cfg: config_mod.Config) -> Any:
 
 
 def _uplink_status(cfg: config_mod.Config) -> Callable[[], dict[str, Any]]:
-    """The uplink's status function for the device page (web never imports uplink itself)."""
-    try:
-        from kiosk import uplink
-    except ImportError:
-        return lambda: {}
-    fn = getattr(uplink, "status", None)
-    return (lambda: fn(cfg)) if fn else (lambda: {})
+    """The uplink's status for the device page, handed to the app (web never imports uplink)."""
+    from kiosk import uplink
+
+    return lambda: uplink.status(cfg)
 
 
 def _start_scheduler(cfg: config_mod.Config, library: Any, hardware: Any) -> Any:
-    """The periodic jobs, when the scheduler part is there; None otherwise."""
-    try:
-        from kiosk import scheduler
-    except ImportError:
-        return None
-    start = getattr(scheduler, "start", None)
-    return start(cfg, library, hardware) if start else None
+    """The periodic jobs."""
+    from kiosk import scheduler
+
+    return scheduler.start(cfg, library, hardware)
 
 
 class Box:
@@ -70,15 +56,14 @@ class Box:
         self.with_scheduler = with_scheduler
         self.scheduler: Any = None
         self.app: Any = None
-        self.server: Any = None
-        self._thread: threading.Thread | None = None
+        self.web: WebServer | None = None
         self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
         """The address to open in a browser."""
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
-        return f"http://{host}:{self.port}/"
+        return f"http://{host}:{self.port}/"  # the port is the real one once started
 
     def start(self) -> "Box":
         """Open everything and start serving in a background thread."""
@@ -90,44 +75,26 @@ class Box:
         if self.library is None:
             self.library = Library(self.cfg)
         self.app = create_app(self.cfg, self.hardware, library=self.library, uplink_status=_uplink_status(self.cfg))
-        self.server = create_server(
-            self.app, host=self.host, port=self.port, threads=self.cfg.web.threads,
-            ident="kiosk", clear_untrusted_proxy_headers=True, channel_timeout=60,
-        )
-        self.port = int(self.server.effective_port)  # port 0 picked a free one
+        self.web = WebServer(self.app, self.host, self.port, self.cfg.web.threads, ident="kiosk")
+        self.port = self.web.port  # port 0 picked a free one
         if self.with_scheduler:
             try:
                 self.scheduler = _start_scheduler(self.cfg, self.library, self.hardware)
             except Exception as e:  # the screens serve villagers even when a job cannot start
                 log.error("event=scheduler_failed error=%r", e)
-        self._thread = threading.Thread(target=self._serve, name="kiosk-web", daemon=True)
-        self._thread.start()
         log.info("event=box_started url=%s", self.url)
         return self
 
-    def _serve(self) -> None:
-        try:
-            self.server.run()
-        except Exception:
-            log.exception("event=web_server_failed")
-        finally:
-            self._stopped.set()
-
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped (or the timeout passed)."""
-        return self._stopped.wait(timeout)
+        web = self.web
+        return web.wait(timeout) if web is not None else self._stopped.wait(timeout)
 
     def stop(self) -> None:
         """Stop accepting, finish requests in flight, stop the scheduler, close the library."""
-        server = self.server
-        if server is not None:
-            self.server = None
-            # The loop thread owns the sockets: close them from inside it via the trigger.
-            server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
-            server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_TIMEOUT_S)
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-            if self._thread is not None:
-                self._thread.join(STOP_TIMEOUT_S)
+        web, self.web = self.web, None
+        if web is not None:
+            web.stop()
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown()
@@ -154,27 +121,6 @@ class Box:
                 log.warning("event=hardware_close_failed error=%r", e)
         self._stopped.set()
         log.info("event=box_stopped")
-
-
-@contextmanager
-def stop_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM or SIGINT, for as long as the with-block runs.
-
-    Installed before anything starts, so a signal that arrives while the box is still
-    starting also ends in a clean stop rather than a default kill.
-    """
-    stop = threading.Event()
-
-    def _handler(signum: int, frame: Any) -> None:
-        log.info("event=signal signal=%s", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None, stop: threading.Event | None = None) -> bool:

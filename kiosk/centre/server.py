@@ -8,14 +8,12 @@ flight, close the store).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from typing import Any
 
-from waitress import create_server, wasyncore
-
 from kiosk import config as config_mod
 from kiosk.centre.app import create_centre_app
+from kiosk.serving import WebServer, stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +28,7 @@ class CentreServer:
         self.host = cfg.centre.host
         self.port = cfg.centre.port
         self.app: Any = None
-        self.server: Any = None
-        self._thread: threading.Thread | None = None
+        self.web: WebServer | None = None
         self._stopped = threading.Event()
         self._sim_stop = threading.Event()
         self._sim: threading.Thread | None = None
@@ -50,23 +47,10 @@ class CentreServer:
     def start(self) -> "CentreServer":
         """Open the store and start serving in a background thread."""
         self.app = create_centre_app(self.cfg)
-        self.server = create_server(
-            self.app, host=self.host, port=self.port, threads=self.cfg.web.threads,
-            ident="kiosk-centre", clear_untrusted_proxy_headers=True, channel_timeout=60,
-        )
-        self.port = int(self.server.effective_port)  # port 0 picked a free one
-        self._thread = threading.Thread(target=self._serve, name="kiosk-centre-web", daemon=True)
-        self._thread.start()
+        self.web = WebServer(self.app, self.host, self.port, self.cfg.web.threads, ident="kiosk-centre")
+        self.port = self.web.port  # port 0 picked a free one
         log.info("centre serving url=%s", self.url)
         return self
-
-    def _serve(self) -> None:
-        try:
-            self.server.run()
-        except Exception:
-            log.exception("centre web server failed")
-        finally:
-            self._stopped.set()
 
     def simulate(self, points: int, days: float = 1.0, interval_s: float = 30.0, step_s: float = 300.0) -> None:
         """Feed the centre from N simulated points in a background thread until stopped."""
@@ -84,22 +68,17 @@ class CentreServer:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped (or the timeout passed)."""
-        return self._stopped.wait(timeout)
+        web = self.web
+        return web.wait(timeout) if web is not None else self._stopped.wait(timeout)
 
     def stop(self) -> None:
         """Stop the simulation, stop accepting, finish requests in flight, close the store."""
         self._sim_stop.set()
         if self._sim is not None:
             self._sim.join(STOP_TIMEOUT_S)
-        server = self.server
-        if server is not None:
-            self.server = None
-            # The loop thread owns the sockets: close them from inside it via the trigger.
-            server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
-            server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_TIMEOUT_S)
-            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-            if self._thread is not None:
-                self._thread.join(STOP_TIMEOUT_S)
+        web, self.web = self.web, None
+        if web is not None:
+            web.stop()
         if self.app is not None:
             self.store.close()
         self._stopped.set()
@@ -108,21 +87,13 @@ class CentreServer:
 
 def run(cfg: config_mod.Config, on_ready: Any = None) -> int:
     """`kiosk centre run`: serve until SIGTERM or SIGINT; 0 on a clean stop."""
-    centre = CentreServer(cfg).start()
-    stop = threading.Event()
-
-    def _handler(signum: int, frame: Any) -> None:
-        log.info("signal=%s", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, _handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        if on_ready:
-            on_ready(centre)
-        while not stop.is_set() and not centre.wait(0):
-            stop.wait(0.5)
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        centre.stop()
+    with stop_signals() as stop:
+        centre = CentreServer(cfg).start()
+        try:
+            if on_ready:
+                on_ready(centre)
+            while not stop.is_set() and not centre.wait(0):
+                stop.wait(0.5)
+        finally:
+            centre.stop()
     return 0
