@@ -18,17 +18,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.catalogue_bench import ENGLISH, WORDS  # noqa: E402
+from bench.catalogue_bench import WORDS  # noqa: E402
+from bench.catalogue_bench import fill as fill_catalogue  # noqa: E402
 from kiosk import config as config_mod  # noqa: E402
 from kiosk.box import Box  # noqa: E402
 from kiosk.library import Library  # noqa: E402
-from kiosk.library.model import CATEGORIES, FileEntry  # noqa: E402
+from kiosk.library.model import CATEGORIES  # noqa: E402
 from kiosk.library.package import build_package  # noqa: E402
 from kiosk.library.signing import generate_key  # noqa: E402
 
@@ -64,25 +64,7 @@ def cold_urls(kind: str, n: int, seed: int = 3) -> list[str]:
 
 def fill(library: Library, n: int, seed: int = 1) -> None:
     """Put `n` plausible items into the open library's catalogue."""
-    rnd = random.Random(seed)
-    cat = library.catalogue
-    t0 = time.perf_counter()
-    for start in range(0, n, 2000):
-        with cat.write() as db:
-            for i in range(start, min(n, start + 2000)):
-                title = "".join(rnd.sample(WORDS, rnd.randint(2, 4))) + f"第{rnd.randint(1, 30)}讲"
-                if rnd.random() < 0.1:
-                    title += " " + rnd.choice(ENGLISH)
-                desc = "，".join("".join(rnd.sample(WORDS, rnd.randint(2, 4))) for _ in range(rnd.randint(2, 6))) + "。"
-                rec = SimpleNamespace(
-                    id=f"item-{i:06d}", version=1, title=title, description=desc,
-                    category=rnd.choice(CATEGORIES), language="zh-CN", tags=tuple(rnd.sample(WORDS, 2)),
-                    main="video.mp4", poster="poster.jpg", priority=5, expires=None,
-                )
-                files = [FileEntry("video.mp4", 50_000_000, "0" * 64, "video/mp4"), FileEntry("poster.jpg", 40_000, "1" * 64, "image/jpeg")]
-                cat.put(db, rec, files, 1_700_000_000 + i)
-        print(f"\rfilling {min(n, start + 2000):,}/{n:,} items", end="", file=sys.stderr)
-    print(f"\nfilled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    fill_catalogue(library.catalogue, n, seed)
 
 
 def publish_same_size_files(library: Library, cfg: config_mod.Config, work: Path, sizes: dict[str, int]) -> dict[str, str]:

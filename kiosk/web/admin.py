@@ -21,7 +21,6 @@ from flask import (
     request, url_for,
 )
 
-from kiosk import clock
 from kiosk.device import Readings, health, history, power
 from kiosk.errors import KioskError, NotFound
 from kiosk.web import auth, channels, sparklines
