@@ -141,7 +141,9 @@ def wait_for_signal(box: Box, on_ready: Callable[[], None] | None = None, stop: 
 def run(cfg: config_mod.Config) -> int:
     """`kiosk run`: serve until told to stop; 0 on a clean stop, 1 when the server died by itself."""
     from kiosk import service
+    from kiosk.library import pinyin
 
+    pinyin.use_child_process()  # the box idles for weeks between ingests: keep pypinyin out of it
     with stop_signals() as stop:
         box = Box(cfg).start()
         watchdog = service.start_watchdog(box.host, box.port)
@@ -152,6 +154,7 @@ def run(cfg: config_mod.Config) -> int:
             if watchdog is not None:
                 watchdog.stop()
             box.stop()
+            pinyin.use_child_process(False)
     if not asked:
         log.error("event=web_server_stopped_unasked")
     return 0 if asked else 1

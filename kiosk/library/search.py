@@ -25,6 +25,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from kiosk.library import pinyin
+
 
 DESCRIPTION_CHARS = 2000  # index the start of long descriptions only (keeps the index small)
 MAX_QUERY = 60
@@ -63,10 +65,7 @@ def syllables(text: str) -> list[str]:
     out: list[str] = []
     for kind, run in _runs(text):
         if kind == "han":
-            # imported here: only indexing needs pypinyin's phrase dictionary (and its memory)
-            from pypinyin import Style, lazy_pinyin
-
-            out.extend(s for s in lazy_pinyin(run, style=Style.NORMAL, errors="ignore") if s.isascii() and s.isalpha())
+            out.extend(pinyin.readings(run))
         else:
             out.append(run)
     return out

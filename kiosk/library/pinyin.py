@@ -1,0 +1,97 @@
+"""Pinyin readings of hanzi for the search index, in this process or in a short-lived child.
+
+pypinyin needs its phrase dictionary to read words right (银行 is yin hang, 重庆 is
+chong qing), and that dictionary costs about 50 MB resident once loaded, which Python
+never gives back. A short command (`kiosk ingest`) does not care; the box's long-running
+process must idle under 80 MB, so `kiosk run` calls `use_child_process()` and then its
+occasional ingests ask one child process, which exits after a minute without work.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+log = logging.getLogger(__name__)
+
+IDLE_EXIT_S = 60.0
+
+_lock = threading.Lock()
+_in_child = False
+_busy = 0  # readings under way in the child
+_pool: ProcessPoolExecutor | None = None
+_timer: threading.Timer | None = None
+
+
+def readings(run: str) -> list[str]:
+    """The toneless syllables of a run of hanzi, each as pypinyin reads it in context."""
+    global _busy
+    if not _in_child:
+        return _read(run)
+    with _lock:
+        pool = _start()
+        _busy += 1
+    try:
+        return pool.submit(_read, run).result(timeout=60)
+    except Exception as e:  # a child that died is replaced next time; this run is read here
+        log.warning("event=pinyin_child_failed error=%r", e)
+        with _lock:
+            _stop()
+        return _read(run)
+    finally:
+        with _lock:
+            _busy -= 1
+            if _busy == 0 and _pool is pool:
+                _arm_idle_timer()
+
+
+def use_child_process(enabled: bool = True) -> None:
+    """Read pinyin in a child process from now on (the box's long-running process)."""
+    global _in_child
+    with _lock:
+        _in_child = enabled
+        if not enabled:
+            _stop()
+
+
+def _read(run: str) -> list[str]:
+    from pypinyin import Style, lazy_pinyin  # loaded only where indexing happens
+
+    return [s for s in lazy_pinyin(run, style=Style.NORMAL, errors="ignore") if s.isascii() and s.isalpha()]
+
+
+def _start() -> ProcessPoolExecutor:
+    """The child, started if needed, with no idle timer running. Called with _lock held."""
+    global _pool
+    if _timer is not None:
+        _timer.cancel()
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
+
+
+def _arm_idle_timer() -> None:
+    """Let the child go once it has had nothing to do for IDLE_EXIT_S. Called with _lock held."""
+    global _timer
+    _timer = threading.Timer(IDLE_EXIT_S, _idle_exit)
+    _timer.daemon = True
+    _timer.start()
+
+
+def _idle_exit() -> None:
+    with _lock:
+        if _busy == 0:
+            _stop()
+
+
+def _stop() -> None:
+    """Let the child exit (its memory goes with it). Called with _lock held."""
+    global _pool, _timer
+    if _timer is not None:
+        _timer.cancel()
+        _timer = None
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
