@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
@@ -62,13 +64,25 @@ def _read(run: str) -> list[str]:
     return [s for s in lazy_pinyin(run, style=Style.NORMAL, errors="ignore") if s.isascii() and s.isalpha()]
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In the child: leave as soon as the box is gone (after a SIGKILL nobody would stop us)."""
+
+    def watch() -> None:  # the box may already be gone before this child got here
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="pinyin-parent-watch", daemon=True).start()
+
+
 def _start() -> ProcessPoolExecutor:
     """The child, started if needed, with no idle timer running. Called with _lock held."""
     global _pool
     if _timer is not None:
         _timer.cancel()
     if _pool is None:
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_exit_with_parent, initargs=(os.getpid(),))
     return _pool
 
 
