@@ -105,6 +105,18 @@ def test_the_scheduler_runs_jobs_in_the_background_never_two_at_once_and_stops(c
     assert runner.status()["slow"]["runs"] == after
 
 
+def test_waking_a_job_runs_it_now_instead_of_at_its_next_interval(cfg):
+    ran = threading.Event()
+    runner = start(cfg.replace(centre__heartbeat_interval_s=3600, scheduler__jitter_s=0), None, None,
+                   jobs=(Job("heartbeat", lambda ctx: ran.set(), "centre.heartbeat_interval_s", first_delay_s=3600),))
+    try:
+        assert not ran.wait(0.5)
+        runner.ctx.wake("heartbeat")
+        assert ran.wait(10)
+    finally:
+        runner.shutdown()
+
+
 # --- the jobs, called directly ------------------------------------------------------------
 
 
@@ -133,6 +145,23 @@ def test_the_health_job_samples_the_hardware_and_the_heartbeat_job_fills_the_out
     snapshot = jobs.health_sample(Context(cfg, lib, hw))
     assert snapshot is not None and hw.reads >= 1
     assert jobs.heartbeat(Context(cfg, lib, hw))["outbox"] >= 1  # no centre: kept for a USB export
+
+
+def test_an_event_seen_by_the_health_job_wakes_the_heartbeat_and_a_known_one_does_not(box):
+    cfg, lib = box
+    hw = FakeHardware()
+    woken: list[str] = []
+    ctx = Context(cfg, lib, hw, wake=woken.append)
+    jobs.heartbeat(ctx)  # the outbox now knows this boot and that all is well
+    jobs.health_sample(ctx)
+    assert woken == []
+    hw.set(under_voltage_now=True)
+    jobs.health_sample(ctx)
+    assert woken == ["heartbeat"]
+    written = jobs.heartbeat(ctx)["written"]
+    assert len(written) == 2  # the under-voltage event, then the routine beat
+    jobs.health_sample(ctx)
+    assert woken == ["heartbeat"]  # reported once, not every minute
 
 
 # --- SIGTERM in the middle of each job: a real `kiosk run` ----------------------------------

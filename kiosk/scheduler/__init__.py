@@ -31,6 +31,8 @@ class Context:
     library: Any = None
     hardware: Any = None
     stop: threading.Event = field(default_factory=threading.Event)
+    # wake(job_id): run that job soon instead of at its next interval (set by the Runner)
+    wake: Callable[[str], None] = lambda job_id: None
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,12 @@ class Runner:
                 next_run_time=start + timedelta(seconds=min(job.first_delay_s, interval)),
             )
         self._stopped = False
+        ctx.wake = self.wake
+
+    def wake(self, job_id: str) -> None:
+        """Run a job now, in the scheduler's threads (a run under way is not doubled)."""
+        if not self._stopped:
+            self._scheduler.modify_job(job_id, next_run_time=datetime.now().astimezone())
 
     def start(self) -> "Runner":
         """Start running jobs in the background."""

@@ -37,10 +37,13 @@ def housekeeping(ctx: "Context") -> dict[str, list[str]]:
 
 
 def health_sample(ctx: "Context") -> dict[str, Any] | None:
-    """Record one health sample in the device's history (and set the status LED)."""
+    """Record one health sample (and set the status LED); an event for the centre wakes the heartbeat."""
     if ctx.hardware is None:
         return None
-    return history.sample(ctx.cfg, ctx.hardware)
+    snap = history.sample(ctx.cfg, ctx.hardware)
+    if uplink.news_for_centre(ctx.cfg, snap):  # under-voltage, a full disk ...: report now, not in 5 minutes
+        ctx.wake("heartbeat")
+    return snap
 
 
 def heartbeat(ctx: "Context") -> Any:

@@ -28,7 +28,7 @@ THIN_EVERY_S = 3600.0
 # The backlog being sent right now, for the device page's progress (this process only).
 _sending: dict[str, Any] = {}
 
-__all__ = ["heartbeat_job", "status", "report_event", "export_outbox", "write_reports", "Outbox", "CentreClient", "drain"]
+__all__ = ["heartbeat_job", "status", "report_event", "news_for_centre", "export_outbox", "write_reports", "Outbox", "CentreClient", "drain"]
 
 
 def _snapshot(cfg: Config, hardware: Any, uplink: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -182,6 +182,18 @@ def export_outbox(cfg: Config, folder: Any, library: Any = None, hardware: Any =
     with Outbox.of(cfg) as box:
         _mark_requests_sent(cfg, box)
     return summary
+
+
+def news_for_centre(cfg: Config, snapshot: dict[str, Any] | None) -> bool:
+    """Whether this health snapshot holds an event the outbox has not recorded (a boot, a new condition)."""
+    if snapshot is None or not outbox_path(cfg).exists():
+        return False
+    readings = snapshot.get("readings") or {}
+    with Outbox.of(cfg) as box:
+        if readings.get("boot_id") and readings["boot_id"] != box.state("boot_id"):
+            return True
+        known = box.state("conditions", {}) or {}
+    return any(name not in known for name in report.conditions(snapshot, cfg))
 
 
 def report_event(cfg: Config, name: str, detail: dict[str, Any] | None = None, hardware: Any = None) -> int:
