@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 from kiosk import clock
 from kiosk.library import search
 from kiosk.library.model import CATEGORIES, FileEntry, Item
+from kiosk.library.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,8 @@ class Catalogue:
         """This thread's connection (opened on first use)."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            db = connect(self.path, "FULL")
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 30000")
             self._local.db = db

@@ -9,7 +9,6 @@ reads, so the totals outlive the raw rows.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from kiosk import clock
 from kiosk.config import Config
+from kiosk.library.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,9 @@ class Usage:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a power cut may lose the last second of counts, which is fine for statistics
         # and saves the SD card a sync per tap.
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = connect(path, "NORMAL")
         self._db.executescript(SCHEMA)
         self._inserts = 0
 

@@ -8,13 +8,13 @@ after a while so the table stays bounded.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Iterable
 
 from kiosk import clock
 from kiosk.config import Config
+from kiosk.library.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ class Wishes:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = connect(path, "FULL")
         self._db.executescript(SCHEMA)
 
     def add(self, category: str, words: str, source: str = "screen") -> int:
