@@ -18,6 +18,8 @@ from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
+EXIT_FAULT = 70  # EX_SOFTWARE of sysexits.h: the box failed, as opposed to 1 (packages rejected)
+
 
 def _config(args: argparse.Namespace) -> config_mod.Config:
     return config_mod.load(getattr(args, "config", None))
@@ -512,6 +514,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # A fault of the box, not bad input: logged in full for journald, and an exit status
+        # of its own, so a unit that accepts 1 (some packages rejected) still shows it failed.
+        log.exception("event=command_failed command=%s", getattr(func, "__name__", func))
+        print("kiosk: an unexpected error stopped the command; see the log", file=sys.stderr)
+        return EXIT_FAULT
 
 
 if __name__ == "__main__":

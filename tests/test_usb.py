@@ -172,3 +172,68 @@ def test_the_udev_rule_starts_the_import_unit_which_mounts_read_only_and_imports
         done = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "kiosk-usb-import@sdb1.service")],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def _rot13(d: Path) -> None:
+    (d / "bagit.txt").write_bytes(b"BagIt-Version: 1.0\nTag-File-Character-Encoding: rot13\n")
+
+
+def test_a_bag_in_a_codec_that_is_no_text_encoding_is_rejected_and_the_import_goes_on(box, tmp_path):
+    cfg, lib = box
+    disk = _disk(tmp_path, 3)
+    bad = make_bag(tmp_path, record={"id": "aaa-first"}, mutate=_rot13)
+    shutil.move(str(bad), disk / "kiosk" / "0-first")  # sorted first on the disk
+    outcomes = usb.import_folder(cfg, lib, disk)
+    assert [(o.outcome, o.reason) for o in outcomes] == [("rejected", "bad_bag")] + [("published", None)] * 3
+    record = usb.progress(cfg)
+    assert record["state"] == "done" and record["counts"] == {"rejected": 1, "published": 3}
+    assert "rot13" in record["rejected"][0]["detail"]
+
+
+def test_anything_unforeseen_in_one_bag_is_that_bags_rejection(box, tmp_path, monkeypatch):
+    from kiosk.library import package
+
+    cfg, lib = box
+    disk = _disk(tmp_path, 3)
+    real = package.check_package
+
+    def fails_for_item_01(bag, *a, **k):
+        if bag.path.name == "item-01":
+            raise RuntimeError("something nobody foresaw")
+        return real(bag, *a, **k)
+
+    monkeypatch.setattr(package, "check_package", fails_for_item_01)
+    outcomes = usb.import_folder(cfg, lib, disk)
+    assert [(o.outcome, o.reason) for o in outcomes] == [("published", None), ("rejected", "bad_bag"), ("published", None)]
+    assert lib.summary()["items"] == 2 and lib.summary()["quarantined"] == 1
+    assert usb.progress(cfg)["state"] == "done"
+
+
+def test_a_fault_of_the_box_mid_import_is_recorded_as_not_done(box, tmp_path, monkeypatch):
+    cfg, lib = box
+    disk = _disk(tmp_path, 2)
+
+    def broken(*a, **k):
+        raise RuntimeError("the catalogue is gone")
+
+    monkeypatch.setattr(lib, "ingest", broken)
+    with pytest.raises(RuntimeError):
+        usb.import_folder(cfg, lib, disk)
+    record = usb.progress(cfg)
+    assert record["state"] == "interrupted" and "the catalogue is gone" in record["error"]
+
+
+def test_the_import_command_exits_apart_from_rejections_when_the_box_fails(box, tmp_path, monkeypatch, capsys, cfg_path):
+    from kiosk import cli
+
+    disk = _disk(tmp_path, 1)
+
+    def broken(*a, **k):
+        raise RuntimeError("the catalogue is gone")
+
+    monkeypatch.setattr(usb, "import_folder", broken)
+    status = cli.main(["ingest", "--source", "usb", "--config", str(cfg_path), str(disk)])
+    assert status not in (0, 1)  # the unit accepts 1 (rejections) as success; a fault must show
+    assert "Traceback" not in capsys.readouterr().err
+    unit = (Path(__file__).parent.parent / "systemd" / "kiosk-usb-import@.service").read_text()
+    assert f"SuccessExitStatus=1\n" in unit and str(status) not in unit.split("SuccessExitStatus=")[1].splitlines()[0]

@@ -32,7 +32,6 @@ import logging
 import mimetypes
 import os
 import shutil
-import tarfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,12 +111,13 @@ def ingest_one(lib: "Library", path: Path, source: str, progress: Progress | Non
                 # a USB disk pulled out, a bad sector: said plainly, like any rejection
                 code = "no_space" if e.errno == errno.ENOSPC else "bad_bag"
                 raise PackageRejected(code, f"could not read or write {e.filename or path}: {e.strerror}") from None
-            except PackageRejected:
+            except (PackageRejected, Waiting):
                 raise
-            except (tarfile.TarError, EOFError, UnicodeError, ValueError) as e:
-                # a malformed file the bag reader did not foresee is still a bad bag, not a crash
-                log.warning("event=ingest_unexpected path=%s error=%r", path, e)
-                raise PackageRejected("bad_bag", f"unreadable package: {e}") from None
+            except Exception as e:
+                # whatever the bag reader did not foresee is still this bag's rejection, never
+                # the end of an import: the next bag on the disk gets its turn
+                log.warning("event=ingest_unexpected path=%s error=%r", path, e, exc_info=True)
+                raise PackageRejected("bad_bag", f"unreadable package: {e!r}"[:500]) from None
         except Waiting as e:
             outcome = Outcome(str(path), "waiting", ctx["id"], ctx["version"], None, str(e))
         except PackageRejected as e:

@@ -121,7 +121,7 @@ def parse_bagit_txt(raw: bytes, warnings: list[str]) -> tuple[tuple[int, int], s
     if version not in VERSIONS:
         raise PackageRejected("bad_bag", f"BagIt version {m1.group(1)}.{m1.group(2)} is not supported")
     try:
-        codecs.lookup(m2.group(1))
+        b"".decode(m2.group(1))  # a codec that is no text encoding (rot13, base64) fails here too
     except LookupError:
         raise PackageRejected("bad_bag", f"unknown tag file encoding {m2.group(1)}") from None
     return version, m2.group(1)

@@ -101,6 +101,9 @@ def import_folder(cfg: Config, library: Any, path: Path, stop: threading.Event |
                 record["done_bytes"] = before[0]
         except OSError as e:  # the disk went away or cannot be read
             record["error"] = str(e)
+        except BaseException as e:  # a fault of the box, not of a bag: the record must not say "done"
+            record["error"] = f"the import stopped on an error: {e!r}"[:500]
+            raise
         finally:
             record["counts"] = dict(Counter(o.outcome for o in outcomes))
             record["rejected"] = [o.to_json() for o in outcomes if o.rejected][:50]
