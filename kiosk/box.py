@@ -68,12 +68,14 @@ class Box:
     def start(self) -> "Box":
         """Open everything and start serving in a background thread."""
         from kiosk.library import Library
+        from kiosk.library.pointkey import ensure_key
         from kiosk.web import create_app
 
         if self.hardware is None:
             self.hardware = _open_hardware(self.cfg)
         if self.library is None:
             self.library = Library(self.cfg)
+        ensure_key(self.cfg)  # the point's own key signs its local content; made on first start
         self.app = create_app(self.cfg, self.hardware, library=self.library, uplink_status=_uplink_status(self.cfg))
         self.web = WebServer(self.app, self.host, self.port, self.cfg.web.threads, ident="kiosk")
         self.port = self.web.port  # port 0 picked a free one

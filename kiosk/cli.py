@@ -148,8 +148,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         content = lib.summary()
     finally:
         lib.close()
+    from kiosk.library import local
+
+    mine = local.status(cfg)
     if args.json:
-        _print_json({"point": {"id": cfg.point.id, "name": cfg.point.name}, "health": snap, "content": content, "uplink": link})
+        _print_json({"point": {"id": cfg.point.id, "name": cfg.point.name}, "health": snap, "content": content, "uplink": link,
+                     "local": mine})
         return 0
     words = {"ok": "正常 ok", "warning": "注意 warning", "fault": "故障 fault", "unknown": "不明 unknown"}
     print(f"{cfg.point.name} ({cfg.point.id})")
@@ -166,6 +170,32 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"拒收 quarantined {content['quarantined']}, 剩余 free {content['free_bytes'] / gib:.1f} / {content['total_bytes'] / gib:.1f} GB, "
         f"最近收到 last ingest {when}"
     )
+    c = mine["counts"]
+    print(f"本地内容 local content: 待上传 waiting {c['pending'] + c['uploading']}, 待审核 in review {c['sent']}, "
+          f"已通过 approved {c['approved']}, 未通过 rejected {c['rejected']}")
+    for e in mine["items"]:
+        if e["state"] == "rejected":
+            print(f"  未通过 rejected {e['id']} {e['title']}: {e['reason']}")
+    return 0
+
+
+def cmd_local_add(args: argparse.Namespace) -> int:
+    """Make files into a local package signed by this point, on the screens at once."""
+    from pathlib import Path
+
+    from kiosk.library import Library, local
+
+    cfg = _config(args)
+    lib = Library(cfg)
+    try:
+        made = local.add(cfg, lib, [Path(f) for f in args.files], args.title, args.category, args.description,
+                         progress=_progress_bar("添加 adding"))
+    finally:
+        lib.close()
+    if args.json:
+        print(json.dumps(made))
+    else:
+        print(f"已添加 added {made['id']} v{made['version']}：已在本机屏幕上，有线路时会送县中心审核。")
     return 0
 
 
@@ -458,6 +488,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--bag-only", action="store_true", help="judge the BagIt layer alone")
     p.add_argument("--trust", metavar="DIR", help="trust folder (default: storage.trust_dir)")
+
+    loc = sub.add_parser("local", help="local content made at this point")
+    loc_sub = loc.add_subparsers(dest="local_command", metavar="ACTION", required=True)
+    p = add(loc_sub, "add", cmd_local_add, "make video, pictures, audio or a PDF into a local package on the screens")
+    p.add_argument("files", nargs="+", metavar="FILES")
+    p.add_argument("--title", required=True, metavar="T", help="the title villagers see")
+    p.add_argument("--category", default="local", metavar="C", help="the topic (default: local, 本地资讯)")
+    p.add_argument("--description", default="", metavar="D", help="a few words about it")
+    p.add_argument("--json", action="store_true", help="print {\"id\", \"version\"} as JSON")
 
     adm = sub.add_parser("admin", help="the device page")
     adm_sub = adm.add_subparsers(dest="admin_command", metavar="ACTION", required=True)

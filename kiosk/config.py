@@ -103,6 +103,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("sync.daily_budget_mb", int, 500, "Megabytes the box may download per day on a metered line."),
     _s("sync.window", str, "", "Hours when downloading is allowed, e.g. 22-06 (empty: any time)."),
     _s("sync.timeout_s", float, 30.0, "Seconds a request to the centre may stall before the download is left for the next look."),
+    # local content going up to the centre (box side; upload_max_mb is the centre's cap too)
+    _s("uplink.upload_daily_mb", int, 200, "Megabytes of local content the box may upload to the centre per day (within sync.window)."),
+    _s("uplink.upload_max_mb", int, 2048, "Largest local content package, in megabytes; the box refuses to add and the centre to receive a larger one."),
+    _s("uplink.upload_interval_s", int, 600, "Seconds between looks for local content waiting to go up to the centre."),
     # background jobs
     _s("scheduler.jitter_s", int, 5, "Each periodic job starts up to this many seconds late, so jobs do not all run at once."),
     _s("scheduler.backoff_max_s", int, 3600, "A job that keeps failing is retried less often, at most this many seconds apart."),
@@ -267,6 +271,11 @@ def _check(values: Mapping[str, Any]) -> None:
     for name in ("centre.heartbeat_interval_s", "centre.offline_after_s", "health.sample_interval_s", "centre.batch_size"):
         if values[name] <= 0:
             raise ConfigError(f"{name} must be greater than 0")
+    for name in ("uplink.upload_max_mb", "uplink.upload_interval_s"):
+        if values[name] <= 0:
+            raise ConfigError(f"{name} must be greater than 0")
+    if values["uplink.upload_daily_mb"] < 0:
+        raise ConfigError("uplink.upload_daily_mb must be 0 or more")
     if values["storage.spool_scan_s"] <= 0 or values["storage.housekeeping_interval_s"] <= 0 or values["sync.interval_s"] <= 0:
         raise ConfigError("storage.spool_scan_s, storage.housekeeping_interval_s and sync.interval_s must be greater than 0")
     if not re.fullmatch(r"|([01]?\d|2[0-3])-([01]?\d|2[0-4])", values["sync.window"].strip()):

@@ -33,6 +33,8 @@ loss. A report, as the box writes it (fields absent or None when unknown):
                "by_category": {category: {"opens", "plays", "seconds"}},
                "top_items": [{"id", "count"}]},           (since the previous beat)
      "requests": [{"id": int, "at": float, "topic": str, "text": str}],
+     "point_key": str,                                    (beats: the point's Ed25519 public key,
+                                                           32 raw bytes in base64; see docs/uplink.md)
      "thinned": int}                                      (beats that absorbed thinned ones)
 
 Every report is under 1 KiB once gzipped. When old beats are thinned on the box,

@@ -134,6 +134,7 @@ def ingest_one(lib: "Library", path: Path, source: str, progress: Progress | Non
 
 def _ingest(lib: "Library", path: Path, source: str, progress: Progress | None, ctx: dict[str, Any]) -> Outcome:
     from kiosk.library.package import check_package
+    from kiosk.library.pointkey import own_key
 
     if source == "spool" and not (path.exists() or path.is_symlink()):
         raise Waiting(f"{path} is not there (yet)")
@@ -141,7 +142,7 @@ def _ingest(lib: "Library", path: Path, source: str, progress: Progress | None, 
         if source == "spool":
             _check_arrived(bag)
         # 1-2. signature, tag hashes, record, completeness: no payload byte read yet
-        record = check_package(bag, lib.cfg.path("storage.trust_dir"), check_expiry=False)
+        record = check_package(bag, lib.cfg.path("storage.trust_dir"), check_expiry=False, own=own_key(lib.cfg))
         ctx["id"], ctx["version"] = record.id, record.version
         search.title_pinyin(record.title)  # loads pypinyin now, not between rename and commit
         recall = record.is_recall

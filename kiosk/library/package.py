@@ -16,21 +16,34 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk import __version__, clock
 from kiosk.errors import KioskError, PackageRejected
 from kiosk.library.bag import OS_CRUFT, Bag, Progress, walk_folder, encode_path, hash_stream, open_bag, verify_payload
 from kiosk.library.record import MAX_RECORD_BYTES, Record, parse_record
-from kiosk.library.signing import SIGNATURE_FILE, SIGNED_FILE, load_private_key, verify_signature
+from kiosk.library.signing import SIGNATURE_FILE, SIGNED_FILE, load_private_key, signed_by, verify_signature
 
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "kiosk.json"
 
 
-def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Record:
-    """The box's checks on an opened bag, payload hashes excepted; the record, or PackageRejected."""
+@dataclass(frozen=True)
+class OwnKey:
+    """A point's own key, trusted only for ids that start with `prefix` (local.<point id>.)."""
+
+    prefix: str
+    key: Ed25519PublicKey
+
+
+def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, own: OwnKey | None = None) -> Record:
+    """The box's checks on an opened bag, payload hashes excepted; the record, or PackageRejected.
+
+    `own`: a point's key, which signs that point's local packages and nothing else."""
     if not bag.has_tag(SIGNATURE_FILE):
         raise PackageRejected("bad_signature", f"{SIGNATURE_FILE} is missing")
     if not bag.has_tag(SIGNED_FILE):
@@ -38,7 +51,14 @@ def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Recor
     if bag.tags[SIGNATURE_FILE] > 4096:
         raise PackageRejected("bad_signature", f"{SIGNATURE_FILE} is far too large for a signature")
     signed = bag.read_tag(SIGNED_FILE)
-    key_name = verify_signature(signed, bag.read_tag(SIGNATURE_FILE, 4096), trust_dir)
+    signature_line = bag.read_tag(SIGNATURE_FILE, 4096)
+    own_signed = False
+    try:
+        key_name = verify_signature(signed, signature_line, trust_dir)
+    except PackageRejected as e:
+        if own is None or e.reason != "untrusted" or not signed_by(own.key, signed, signature_line):
+            raise
+        key_name, own_signed = "the point's own key", True
     # Every tag file but the signature and the tag manifests must be signed through
     # tagmanifest-sha256.txt, or a tampered manifest-sha256.txt would pass.
     for name in sorted(bag.tags):
@@ -58,6 +78,8 @@ def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Recor
     if bag.tags[RECORD_FILE] > MAX_RECORD_BYTES:
         raise PackageRejected("bad_record", f"{RECORD_FILE} is larger than {MAX_RECORD_BYTES} bytes")
     record = parse_record(bag.read_tag(RECORD_FILE, MAX_RECORD_BYTES))
+    if own_signed and not record.id.startswith(own.prefix):  # type: ignore[union-attr]
+        raise PackageRejected("untrusted", f"the point's own key signs only its local packages ({own.prefix}*), not {record.id}")  # type: ignore[union-attr]
     bag.check_complete()
     for field in ("main", "poster"):
         rel = getattr(record, field)
@@ -70,12 +92,12 @@ def check_package(bag: Bag, trust_dir: Path, check_expiry: bool = True) -> Recor
 
 
 def verify_package(
-    path: Path, trust_dir: Path, progress: Progress | None = None, warnings: list[str] | None = None,
-    max_bytes: int | None = None,
+    path: Path, trust_dir: Path | None, progress: Progress | None = None, warnings: list[str] | None = None,
+    max_bytes: int | None = None, own: OwnKey | None = None,
 ) -> Record:
     """Everything the box checks before accepting a package, writing nothing; the record, or PackageRejected."""
     with open_bag(Path(path)) as bag:
-        record = check_package(bag, Path(trust_dir))
+        record = check_package(bag, Path(trust_dir) if trust_dir is not None else None, own=own)
         if max_bytes is not None:
             sizes = bag.present()
             size = sum(sizes[p] for p in bag.payload)

@@ -138,10 +138,12 @@ def trusted_keys(trust_dir: Path) -> list[tuple[str, Ed25519PublicKey]]:
     return keys
 
 
-def verify_signature(data: bytes, signature_line: bytes, trust_dir: Path) -> str:
-    """The name of the trusted key file whose key signed `data`; bad_signature or untrusted otherwise."""
+def verify_signature(data: bytes, signature_line: bytes, trust_dir: Path | None) -> str:
+    """The name of the trusted key file whose key signed `data`; bad_signature or untrusted otherwise.
+
+    `trust_dir` None trusts no folder (the centre checks a point's package against that point's key alone)."""
     sig = parse_signature(signature_line)
-    keys = trusted_keys(trust_dir)
+    keys = trusted_keys(trust_dir) if trust_dir is not None else []
     if not keys:
         raise PackageRejected("untrusted", "the trust folder holds no publisher key")
     for name, pk in keys:
@@ -151,3 +153,26 @@ def verify_signature(data: bytes, signature_line: bytes, trust_dir: Path) -> str
             continue
         return name
     raise PackageRejected("untrusted", "no trusted publisher key verifies the signature")
+
+
+def signed_by(key: Ed25519PublicKey, data: bytes, signature_line: bytes) -> bool:
+    """Whether `key` made the signature over `data` (a malformed signature is bad_signature)."""
+    try:
+        key.verify(parse_signature(signature_line), data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def public_key_raw(key: Ed25519PublicKey) -> str:
+    """The base64 of the 32 raw bytes of a public key (how a point's key travels in its reports)."""
+    return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode("ascii")
+
+
+def public_key_from_raw(text: str) -> Ed25519PublicKey:
+    """A public key from `public_key_raw`'s text; KioskError when it is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise KioskError("not an Ed25519 public key") from None

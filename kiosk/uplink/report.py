@@ -18,6 +18,7 @@ from typing import Any
 
 from kiosk import __version__, clock
 from kiosk.config import Config
+from kiosk.library import pointkey
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ def beat(cfg: Config, snapshot: dict[str, Any] | None, summary: dict[str, Any] |
     report["health"] = health(snapshot)
     report["content"] = content(summary)
     report["usage"] = usage_block or {}
+    key = pointkey.public_key_text(cfg)
+    if key:  # the centre checks this point's local packages against it
+        report["point_key"] = key
     return report
 
 
