@@ -80,7 +80,7 @@ EXPORT_SUFFIX = ".khb"
 ACK_SUFFIX = ".ack"
 EXPORT_BLOCK = 1000  # sequence numbers per export file: stable names, files that stay small
 
-_AUTH_RE = re.compile(r"^KioskHMAC point=([a-z0-9._-]{1,64}), ts=(\d{1,12}), sig=([0-9a-f]{64})$")
+_AUTH_RE = re.compile(r"KioskHMAC point=([a-z0-9._-]{1,64}), ts=([0-9]{1,12}), sig=([0-9a-f]{64})")  # fullmatch only
 
 
 class WireError(KioskError, ValueError):
@@ -104,7 +104,7 @@ def authorization(point_id: str, secret: str, method: str, path: str, ts: int, b
 
 def parse_authorization(header: str | None) -> tuple[str, int, str]:
     """(point id, timestamp, signature) from the header, or WireError 401."""
-    m = _AUTH_RE.match(header or "")
+    m = _AUTH_RE.fullmatch(header or "")
     if not m:
         raise WireError("missing or malformed Authorization header", 401)
     return m.group(1), int(m.group(2)), m.group(3)
@@ -135,8 +135,8 @@ def decode_batch(body: bytes) -> list[dict[str, Any]]:
         raise WireError("body too large once inflated", 413)
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WireError("body is not JSON", 400) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
+        raise WireError("body is not JSON (or nested too deep)", 400) from None
     if not isinstance(data, dict) or not isinstance(data.get("reports"), list):
         raise WireError("body must be an object with a list of reports", 400)
     for report in data["reports"]:

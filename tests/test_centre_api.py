@@ -198,7 +198,7 @@ def test_usage_and_requests_export_as_csv_and_a_printable_report(centre) -> None
     post(client, "p1", secret, [report("p1", 1, box_time=clock.now(), clock_synced=True, requests=ask)])
     login(client)
     usage = client.get("/usage.csv?by=township").get_data(as_text=True)
-    assert usage.lstrip("\ufeff").splitlines()[0] == "township,month,opens,plays"
+    assert usage.lstrip("\ufeff").splitlines()[0] == "乡镇,月份,打开次数,播放次数"
     assert "城关镇" in usage and ",2,1" in usage
     assert "高血压怎么吃药" in client.get("/requests.csv").get_data(as_text=True)
     report_page = client.get("/report").get_data(as_text=True)

@@ -73,6 +73,14 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
             app.extensions["centre"]["metrics"].latency.labels(endpoint).observe(time.perf_counter() - g.t0)
         return response
 
+    @app.after_request
+    def _safe_headers(response: Any) -> Any:
+        # No page of the centre may be framed (clickjacking) or sniffed into another type.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        return response
+
     @app.errorhandler(HTTPException)
     def _api_errors_as_json(e: HTTPException) -> Any:
         # Blueprint handlers miss routing 404s, so the API's JSON errors live here.

@@ -120,14 +120,27 @@ def request_topics(store: Store, first: str, last: str) -> list[tuple[str, int]]
     return [(r[0] or "", int(r[1])) for r in rows]
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe for a spreadsheet: text that would start a formula gets a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
-    """CSV text with a byte-order mark so spreadsheet programs read the Chinese right."""
+    """CSV text with a byte-order mark so spreadsheet programs read the Chinese right; no cell runs as a formula."""
     buf = io.StringIO()
     buf.write("\ufeff")
     writer = csv.writer(buf)
     writer.writerow(header)
     for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return buf.getvalue()
 
 

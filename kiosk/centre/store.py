@@ -29,7 +29,8 @@ from kiosk.wire import MAX_SKEW_S
 
 log = logging.getLogger(__name__)
 
-POINT_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
+POINT_ID = re.compile(r"[a-z0-9._-]{1,64}")  # always fullmatch: "$" lets a trailing newline through
+TOKEN_ID = re.compile(r"[0-9a-f]{12}")
 _REPORT_COLS = (
     "point, seq, received_at, box_time, at, kind, event, detail, boot_id, "
     "temp_c, disk_percent, memory_percent, load1, health, content, usage"
@@ -84,7 +85,7 @@ class Store:
     # --- points -------------------------------------------------------------------------
     def enroll(self, point_id: str, name: str = "", township: str = "") -> str:
         """Enrol a point (or give an enrolled one a new secret); return the secret."""
-        if not POINT_ID.match(point_id):
+        if not POINT_ID.fullmatch(point_id):
             raise KioskError(f"point id {point_id!r} must be 1 to 64 of a-z 0-9 . _ -")
         secret = secrets.token_hex(32)
         with self.db.transaction() as cur:
@@ -231,11 +232,14 @@ class Store:
         return [{"id": r[0][:12], "name": r[1], "created_at": r[2]} for r in rows]
 
     def revoke_token(self, token_id: str) -> None:
-        """Remove an API token by the start of its digest."""
-        if len(token_id) < 12:
+        """Remove the API token whose digest starts with exactly these 12 hex digits (its id)."""
+        # Compared as a string, never as a LIKE pattern: "_" and "%" in an id are wildcards there.
+        if not TOKEN_ID.fullmatch(token_id):
             raise NotFound("no such token")
         with self.db.transaction() as cur:
-            cur.execute("DELETE FROM api_tokens WHERE token_sha256 LIKE ?", (token_id + "%",))
+            cur.execute("DELETE FROM api_tokens WHERE substr(token_sha256, 1, 12) = ?", (token_id,))
+            if cur.rowcount == 0:
+                raise NotFound("no such token")
 
 
 # --- turning reports into rows ------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,12 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 from markupsafe import Markup
 
 from kiosk import clock
-from kiosk.centre import charts, stats
+from kiosk.centre import charts, stats, status
 from kiosk.centre.auth import login_required
 from kiosk.errors import KioskError, NotFound
 
 bp = Blueprint("dash", __name__)
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
 def _centre() -> dict[str, Any]:
@@ -24,8 +26,11 @@ def _centre() -> dict[str, Any]:
 def _months() -> tuple[str, str]:
     """The month range asked for (?from=YYYY-MM&to=YYYY-MM), by default the last 12 months."""
     first, last = stats.month_range(12, clock.now())
-    first = request.args.get("from", first)[:7]
-    last = request.args.get("to", last)[:7]
+    first = request.args.get("from", first)
+    last = request.args.get("to", last)
+    for month in (first, last):
+        if not _MONTH.fullmatch(month):
+            abort(400, description="月份要写成 2026-01 的样子。 Months are written YYYY-MM.")
     return first, last
 
 
@@ -103,10 +108,11 @@ def usage_csv() -> Any:
     first, last = _months()
     rows = stats.usage(_centre()["store"], by, first, last)
     if by == "category":
-        text = stats.to_csv(["category", "name", "month", "opens", "plays"],
-                            ([r[by], stats.topic_name(r[by]), r["month"], r["opens"], r["plays"]] for r in rows))
+        text = stats.to_csv(["栏目", "月份", "打开次数", "播放次数"],
+                            ([stats.topic_name(r[by]), r["month"], r["opens"], r["plays"]] for r in rows))
     else:
-        text = stats.to_csv([by, "month", "opens", "plays"], ([r[by], r["month"], r["opens"], r["plays"]] for r in rows))
+        text = stats.to_csv(["乡镇", "月份", "打开次数", "播放次数"],
+                            ([r[by] or "（未分乡镇）", r["month"], r["opens"], r["plays"]] for r in rows))
     return _csv(text, f"usage-by-{by}-{first}-{last}.csv")
 
 
@@ -129,8 +135,8 @@ def requests_csv() -> Any:
     first, last = _months()
     rows = stats.requests(_centre()["store"], first, last, 100000)
     text = stats.to_csv(
-        ["time", "point", "name", "township", "topic", "text"],
-        ([stats.local_time(r["at"]), r["point"], r["name"], r["township"], r["topic"], r["text"]] for r in rows),
+        ["时间", "服务点编号", "服务点", "乡镇", "栏目", "内容"],
+        ([stats.local_time(r["at"]), r["point"], r["name"], r["township"], stats.topic_name(r["topic"]), r["text"]] for r in rows),
     )
     return _csv(text, f"requests-{first}-{last}.csv")
 
@@ -141,8 +147,8 @@ def points_csv() -> Any:
     """Every point with its status as CSV."""
     rows = _overview()
     text = stats.to_csv(
-        ["id", "name", "township", "status", "last_seen"],
-        ([p["id"], p["name"], p["township"], p["status"], stats.local_time(p["last_seen"])] for p in rows),
+        ["编号", "名称", "乡镇", "状态", "最后联系"],
+        ([p["id"], p["name"], p["township"], status.LABELS_ZH[p["status"]], stats.local_time(p["last_seen"])] for p in rows),
     )
     return _csv(text, "points.csv")
 

@@ -1,0 +1,189 @@
+"""The centre against hostile input: logins, exports, tokens, headers and malformed requests."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from kiosk import clock, wire
+from kiosk.centre.app import create_centre_app
+from kiosk.errors import NotFound
+from tests.centre_helpers import centre_config, db_url, report, signed  # noqa: F401  (db_url is a fixture)
+
+
+@pytest.fixture
+def centre(cfg_path: Path, db_url: str):  # noqa: F811
+    app = create_centre_app(centre_config(cfg_path, db_url, KIOSK_CENTRE_OFFLINE_AFTER_S="600"))
+    app.config["TESTING"] = True
+    store = app.extensions["centre"]["store"]
+    store.set_user("staff", "good password")
+    yield app, store
+    store.close()
+
+
+def post(client, point: str, secret: str, reports: list, ts: int | None = None, body: bytes | None = None):
+    body = wire.encode_batch(reports) if body is None else body
+    ts = int(clock.now()) if ts is None else ts
+    return client.post(wire.HEARTBEATS_PATH, data=body, headers=signed(point, secret, body, ts))
+
+
+def csrf(client, path: str = "/login") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def login(client, next_: str = "", password: str = "good password", user: str = "staff", **kw):
+    token = csrf(client)
+    url = "/login" + (f"?next={next_}" if next_ else "")
+    return client.post(url, data={"username": user, "password": password, "csrf_token": token}, **kw)
+
+
+def rows(text: str) -> list[list[str]]:
+    assert text.startswith("\ufeff")  # spreadsheet programs need the BOM to read Chinese
+    return list(csv.reader(io.StringIO(text[1:])))
+
+
+# --- CSV exports ------------------------------------------------------------------------
+
+
+def test_csv_exports_neutralise_cells_a_spreadsheet_would_run_as_formulas(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1", name="@SUM(A1)", township="=HYPERLINK(\"http://x\")")
+    client = app.test_client()
+    asks = [{"id": n, "at": clock.now(), "topic": "health", "text": t}
+            for n, t in enumerate(["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@A1", "\tx", "想看养猪"], 1)]
+    post(client, "p1", secret, [report("p1", 1, box_time=clock.now(), clock_synced=True, requests=asks)])
+    login(client)
+    requests = rows(client.get("/requests.csv").get_data(as_text=True))
+    texts = sorted(r[5] for r in requests[1:])
+    assert texts == sorted(["'=1+1", "'+cmd|' /C calc'!A0", "'-2+3", "'@A1", "'\tx", "想看养猪"])
+    assert {r[3] for r in requests[1:]} == {"'=HYPERLINK(\"http://x\")"}
+    assert {r[2] for r in requests[1:]} == {"'@SUM(A1)"}
+    points = rows(client.get("/points.csv").get_data(as_text=True))
+    assert points[1][1:3] == ["'@SUM(A1)", "'=HYPERLINK(\"http://x\")"]
+    usage = rows(client.get("/usage.csv?by=township").get_data(as_text=True))
+    assert usage[1][0] == "'=HYPERLINK(\"http://x\")"
+    for table in (requests, points, usage):
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in table for cell in row)
+
+
+def test_csv_exports_speak_chinese_headers_statuses_and_topic_names(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1", name="王家村", township="城关镇")
+    store.enroll("p2", name="李家村", township="城关镇")
+    client = app.test_client()
+    ask = [{"id": 1, "at": clock.now(), "topic": "health", "text": "高血压怎么吃药"}]
+    post(client, "p1", secret, [report("p1", 1, box_time=clock.now(), clock_synced=True, requests=ask)])
+    login(client)
+    points = rows(client.get("/points.csv").get_data(as_text=True))
+    assert points[0] == ["编号", "名称", "乡镇", "状态", "最后联系"]
+    assert sorted(r[3] for r in points[1:]) == ["从未联系", "在线"]
+    requests = rows(client.get("/requests.csv").get_data(as_text=True))
+    assert requests[0] == ["时间", "服务点编号", "服务点", "乡镇", "栏目", "内容"]
+    assert requests[1][4:] == ["卫生健康", "高血压怎么吃药"]
+    by_topic = rows(client.get("/usage.csv?by=category").get_data(as_text=True))
+    assert by_topic[0] == ["栏目", "月份", "打开次数", "播放次数"]
+    assert by_topic[1][0] == "农业科技" and by_topic[1][2:] == ["2", "1"]
+    assert rows(client.get("/usage.csv?by=township").get_data(as_text=True))[0] == ["乡镇", "月份", "打开次数", "播放次数"]
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+
+def test_revoking_a_token_removes_exactly_that_token(centre) -> None:
+    _app, store = centre
+    tokens = [store.new_token(f"t{n}") for n in range(3)]
+    ids = [t["id"] for t in store.tokens()]
+    before = store.tokens()
+    for wildcard in ("____________", "%", "%%%%%%%%%%%%", ids[0][:11] + "_", ids[0] + "\n", ids[0].upper()):
+        with pytest.raises(NotFound):
+            store.revoke_token(wildcard)
+        assert store.tokens() == before and all(store.check_token(t) for t in tokens)
+    store.revoke_token(ids[1])
+    assert [t["id"] for t in store.tokens()] == [ids[0], ids[2]]
+    assert store.check_token(tokens[0]) and not store.check_token(tokens[1]) and store.check_token(tokens[2])
+    with pytest.raises(NotFound):
+        store.revoke_token(ids[1])
+
+
+def test_a_wildcard_revocation_from_the_page_is_refused_and_every_token_stays(centre) -> None:
+    app, store = centre
+    client = app.test_client()
+    store.new_token("a"), store.new_token("b")
+    login(client)
+    before = store.tokens()
+    r = client.post("/tokens", data={"revoke": "____________", "csrf_token": csrf(client, "/tokens")})
+    assert r.status_code == 404 and store.tokens() == before
+
+
+# --- headers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/login", "/", "/api/v1/points", "/metrics", "/healthz", "/no-such-page"])
+def test_every_answer_forbids_framing_and_type_sniffing(centre, path: str) -> None:
+    app, _store = centre
+    r = app.test_client().get(path)
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+
+
+def test_the_session_cookie_is_http_only_and_same_site(centre) -> None:
+    app, _store = centre
+    r = login(app.test_client())
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+# --- ids and malformed requests -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("point_id", ["p1\n", "p1\r\n", "P1", "p1 ", "", "p" * 65, "p/1"])
+def test_a_point_id_must_match_in_full(centre, point_id: str) -> None:
+    _app, store = centre
+    from kiosk.errors import KioskError
+
+    with pytest.raises(KioskError):
+        store.enroll(point_id)
+    assert store.points() == []
+
+
+def test_an_authorization_header_with_a_trailing_newline_is_refused(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    body = wire.encode_batch([report("p1", 1)])
+    headers = signed("p1", secret, body, int(clock.now()))
+    with pytest.raises(wire.WireError):
+        wire.parse_authorization(headers["Authorization"] + "\n")
+    with pytest.raises(wire.WireError):
+        wire.parse_authorization(headers["Authorization"].replace("ts=", "ts=\u0661"))  # an Arabic-Indic digit
+    assert store.report_count() == 0
+
+
+@pytest.mark.parametrize("query", [
+    "from=2026-01%0d%0aSet-Cookie:%20x=1", "to=%0d%0a", "from=9" * 10, "from=2026-13", "from=2026-1", "from=%00",
+])
+@pytest.mark.parametrize("page", ["/usage", "/usage.csv", "/requests", "/requests.csv", "/report"])
+def test_malformed_month_parameters_get_400_never_500(centre, page: str, query: str) -> None:
+    app, store = centre
+    client = app.test_client()
+    login(client)
+    before = store.report_count(), store.points()
+    r = client.get(f"{page}?{query}")
+    assert r.status_code == 400 and "Set-Cookie: x" not in str(r.headers)
+    assert (store.report_count(), store.points()) == before
+
+
+@pytest.mark.parametrize("body", [b"[]", b'[{"reports": []}]', b'"reports"', b"null", b"1e999999", b"[" * 100000 + b"]" * 100000,
+                                  b'{"reports": {"seq": 1}}', b'{"reports": [' + b"[" * 50000 + b"]" * 50000 + b"]}"])
+def test_a_json_body_of_the_wrong_shape_gets_400_and_stores_nothing(centre, body: bytes) -> None:
+    import gzip
+
+    app, store = centre
+    secret = store.enroll("p1")
+    r = post(app.test_client(), "p1", secret, [], body=gzip.compress(body))
+    assert r.status_code == 400 and r.json["detail"]
+    assert store.report_count() == 0 and store.point("p1")["last_seen"] is None
