@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -171,18 +170,6 @@ def test_an_empty_wish_is_refused_with_plain_words(client: Any) -> None:
     token = _wish_token(client)
     r = client.post("/wish", data={"token": token, "category": "", "words": "  "}, environ_base=KIOSK)
     assert r.status_code == 400 and "请先选类别" in r.get_data(as_text=True)
-
-
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_read_aloud_speaks_the_title_as_a_cached_wav(client: Any) -> None:
-    r = client.get("/speak/sample-corn-sowing", environ_base=KIOSK)
-    assert r.status_code == 200 and r.mimetype == "audio/wav"
-    assert r.data[:4] == b"RIFF" and len(r.data) > 10_000
-    cache = client.application.extensions["kiosk"]["speech"].cache_dir
-    assert len(list(cache.glob("*.wav"))) == 1
-    again = client.get("/speak/sample-corn-sowing", environ_base=KIOSK)
-    assert again.data == r.data
-    assert len(list(cache.glob("*.wav"))) == 1
 
 
 def test_the_kiosk_gets_the_on_screen_keyboard_and_phones_their_own(client: Any) -> None:

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS items (
     size INTEGER NOT NULL DEFAULT 0,
     title_py TEXT NOT NULL DEFAULT '',
     title_ini TEXT NOT NULL DEFAULT '',
-    expired_noted INTEGER NOT NULL DEFAULT 0
+    expired_noted INTEGER NOT NULL DEFAULT 0,
+    narration TEXT
 );
 CREATE INDEX IF NOT EXISTS items_shelf ON items(kind, category, published_at DESC, expires);
 CREATE INDEX IF NOT EXISTS items_new ON items(kind, published_at DESC, expires);
@@ -85,7 +86,7 @@ INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
 
 _ITEM_COLS = (
     "n, id, version, kind, title, description, category, language, tags, main, poster, priority, "
-    "expires, published_at, pinned, last_opened, size, title_py, title_ini"
+    "expires, published_at, pinned, last_opened, size, title_py, title_ini, narration"
 )
 
 
@@ -110,6 +111,8 @@ class Catalogue:
         self._cache: dict[tuple[Any, ...], Any] = {}
         db = self.conn()
         db.executescript(_SCHEMA)  # IF NOT EXISTS throughout; executescript commits on its own
+        if "narration" not in {r[1] for r in db.execute("PRAGMA table_info(items)")}:
+            db.execute("ALTER TABLE items ADD COLUMN narration TEXT")  # a catalogue from before recorded narration
         if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._reindex()
 
@@ -188,12 +191,13 @@ class Catalogue:
         expires = str(record.expires)[:10] if record.expires else None
         cur = db.execute(
             "INSERT INTO items (id, version, kind, title, description, category, language, tags, main, poster, "
-            "priority, expires, published_at, pinned, last_opened, size, title_py, title_ini) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "priority, expires, published_at, pinned, last_opened, size, title_py, title_ini, narration) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.id, record.version, kind, title, record.description or "", shelf(record.category or ""),
                 record.language or "zh-CN", json.dumps(tags, ensure_ascii=False), record.main or "", record.poster,
                 record.priority, expires, published_at, pinned, last_opened, sum(f.size for f in files), py, ini,
+                record.narration,
             ),
         )
         n = cur.lastrowid
@@ -274,7 +278,7 @@ class Catalogue:
                 id=r["id"], version=r["version"], title=r["title"], description=r["description"], category=r["category"],
                 language=r["language"], tags=tuple(json.loads(r["tags"])), main=r["main"], poster=r["poster"],
                 priority=r["priority"], expires=r["expires"], published_at=r["published_at"], pinned=bool(r["pinned"]),
-                files=tuple(files[r["n"]]),
+                files=tuple(files[r["n"]]), narration=r["narration"],
             )
             for r in rows
         ]

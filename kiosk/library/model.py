@@ -47,6 +47,7 @@ class Item:
     published_at: float = 0.0
     pinned: bool = False
     files: tuple[FileEntry, ...] = ()
+    narration: str | None = None  # a recorded reading, played by 读一读 instead of synthetic speech
 
     @property
     def size(self) -> int:
@@ -68,6 +69,7 @@ class Item:
             "tags": list(self.tags),
             "main": self.main,
             "poster": self.poster,
+            "narration": self.narration,
             "priority": self.priority,
             "expires": self.expires,
             "published_at": self.published_at,

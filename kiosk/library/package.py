@@ -81,7 +81,7 @@ def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, o
     if own_signed and not record.id.startswith(own.prefix):  # type: ignore[union-attr]
         raise PackageRejected("untrusted", f"the point's own key signs only its local packages ({own.prefix}*), not {record.id}")  # type: ignore[union-attr]
     bag.check_complete()
-    for field in ("main", "poster"):
+    for field in ("main", "poster", "narration"):
         rel = getattr(record, field)
         if rel is not None and f"data/{rel}" not in bag.payload:
             raise PackageRejected("bad_record", f"kiosk.json: {field} data/{rel} is not in the payload")
@@ -150,7 +150,7 @@ def build_package(src: Path, key: Path, out: Path, progress: Progress | None = N
     record_bytes = (src / RECORD_FILE).read_bytes()
     record = parse_record(record_bytes)
     payload_dir, files = _payload_files(src)
-    for field in ("main", "poster"):
+    for field in ("main", "poster", "narration"):
         rel = getattr(record, field)
         if rel is not None and rel not in files:
             raise KioskError(f"kiosk.json names {field} {rel!r}, which is not in the payload")

@@ -1,4 +1,4 @@
-"""Pinyin readings of hanzi for the search index, in this process or in a short-lived child.
+"""Pinyin readings of hanzi (for the search index and for reading aloud), here or in a short-lived child.
 
 pypinyin needs its phrase dictionary to read words right (银行 is yin hang, 重庆 is
 chong qing), and that dictionary costs about 50 MB resident once loaded, which Python
@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +30,29 @@ _timer: threading.Timer | None = None
 
 def readings(run: str) -> list[str]:
     """The toneless syllables of a run of hanzi, each as pypinyin reads it in context."""
+    return _ask(_read, run)
+
+
+def spoken(text: str) -> list[str]:
+    """`text` as toned pinyin to speak (yang3 zhu1), tone sandhi applied; other runs kept as they are."""
+    return _ask(_speak, text)
+
+
+def _ask(fn: Callable[[str], list[str]], text: str) -> list[str]:
+    """fn(text), in the child when the box asked for one."""
     global _busy
     if not _in_child:
-        return _read(run)
+        return fn(text)
     with _lock:
         pool = _start()
         _busy += 1
     try:
-        return pool.submit(_read, run).result(timeout=60)
-    except Exception as e:  # a child that died is replaced next time; this run is read here
+        return pool.submit(fn, text).result(timeout=60)
+    except Exception as e:  # a child that died is replaced next time; this text is read here
         log.warning("event=pinyin_child_failed error=%r", e)
         with _lock:
             _stop()
-        return _read(run)
+        return fn(text)
     finally:
         with _lock:
             _busy -= 1
@@ -62,6 +73,14 @@ def _read(run: str) -> list[str]:
     from pypinyin import Style, lazy_pinyin  # loaded only where indexing happens
 
     return [s for s in lazy_pinyin(run, style=Style.NORMAL, errors="ignore") if s.isascii() and s.isalpha()]
+
+
+def _speak(text: str) -> list[str]:
+    from pypinyin import Style, lazy_pinyin
+
+    # neutral tones as 5 (espeak-ng's pinyin voice reads a bare syllable in its own way);
+    # tone sandhi (你好 ni2 hao3, 一个 yi2 ge4, 不要 bu2 yao4) as a speaker says it
+    return lazy_pinyin(text, style=Style.TONE3, tone_sandhi=True, neutral_tone_with_five=True, v_to_u=False)
 
 
 def _exit_with_parent(parent: int) -> None:

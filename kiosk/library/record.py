@@ -17,12 +17,13 @@ LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")  # BCP 47's s
 LIMITS = {"title": 200, "description": 10_000, "language": 35, "category": 40, "tag": 50, "path": 1024}
 MAX_TAGS = 50
 MAX_WITHDRAWS = 1000
+NARRATION_TYPES = (".mp3", ".m4a", ".ogg", ".opus", ".wav")  # what Chromium plays
 MAX_VERSION = 2**63 - 1  # the catalogue keeps versions as SQLite integers
 
 
 @dataclass(frozen=True)
 class Record:
-    """A validated kiosk.json; `main` and `poster` are relative to data/."""
+    """A validated kiosk.json; `main`, `poster` and `narration` are relative to data/."""
 
     id: str
     version: int
@@ -36,6 +37,7 @@ class Record:
     priority: int = 5
     expires: str | None = None
     withdraws: tuple[str, ...] | None = None
+    narration: str | None = None  # a recording that 读一读 plays instead of synthetic speech
 
     @property
     def is_recall(self) -> bool:
@@ -202,6 +204,9 @@ def parse_record(raw: bytes) -> Record:
     elif not recall:
         raise _bad("main", "is required (the path under data/ of the file to open)")
     poster = data_path(obj["poster"], "poster") if obj.get("poster") is not None else None
+    narration = data_path(obj["narration"], "narration") if obj.get("narration") is not None else None
+    if narration is not None and not narration.lower().endswith(NARRATION_TYPES):
+        raise _bad("narration", f"{narration!r} is not an audio file ({', '.join(NARRATION_TYPES)})")
 
     priority = _int(obj, "priority", 5, 0, 9)
     expires = _string(obj, "expires", None, 40)
@@ -215,5 +220,5 @@ def parse_record(raw: bytes) -> Record:
         id=item_id, version=version, title=title or "", description=description or "",
         language=language or "zh-CN", tags=tuple(tags), category=category or "other",
         main=main, poster=poster, priority=priority if priority is not None else 5,
-        expires=expires, withdraws=withdraws,
+        expires=expires, withdraws=withdraws, narration=narration,
     )

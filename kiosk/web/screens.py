@@ -21,7 +21,7 @@ from flask import Blueprint, abort, current_app, make_response, redirect, render
 from kiosk import clock
 from kiosk.errors import NotFound
 from kiosk.library.model import CATEGORIES
-from kiosk.web import guard, i18n
+from kiosk.web import guard, i18n, speech
 from kiosk.web.speech import SpeechUnavailable
 
 log = logging.getLogger(__name__)
@@ -364,14 +364,28 @@ def attract() -> Any:
 
 @bp.get("/speak/<item_id>")
 def speak(item_id: str) -> Any:
-    """The item's title and description read aloud (WAV), made on the box and cached."""
+    """How 读一读 reads an item: its recorded narration, or the number of spoken parts to play in turn."""
+    it = _item_or_404(item_id)
+    recorded = file_for(it, it.narration)
+    if recorded is not None:
+        return {"narration": recorded.url(it.id, it.version), "parts": 0}
+    if _part("speech") is None:
+        abort(503)
+    return {"narration": None, "parts": len(speech.parts(speech.item_text(_part("library"), it)))}
+
+
+@bp.get("/speak/<item_id>/<int:part>")
+def speak_part(item_id: str, part: int) -> Any:
+    """One part of an item's title, description and article read aloud (WAV), made on the box and cached."""
     it = _item_or_404(item_id)
     speaker = _part("speech")
     if speaker is None:
         abort(503)
-    text = f"{it.title}。{it.description}"
+    texts = speech.parts(speech.item_text(_part("library"), it))
+    if not 0 <= part < len(texts):
+        abort(404)
     try:
-        path = speaker.wav(text, it.language or "zh-CN")
+        path = speaker.wav(texts[part], it.language or "zh-CN")
     except SpeechUnavailable:
         abort(503)
     return send_file(path, mimetype="audio/wav", conditional=True, max_age=86400)

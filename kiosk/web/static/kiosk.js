@@ -92,17 +92,31 @@
     });
   });
 
-  // Read aloud: one audio element, made on the box.
+  // Read aloud: the package's own recording, or the box's speech part after part.
   var speak = document.getElementById("speak");
   if (speak) {
-    var audio = null, label = speak.querySelector("span"), text = label.textContent;
-    speak.addEventListener("click", function () {
-      if (audio && !audio.paused) { audio.pause(); audio.currentTime = 0; label.textContent = text; return; }
-      label.textContent = speak.getAttribute("data-busy");
-      audio = audio || new Audio(speak.getAttribute("data-src"));
-      audio.onended = function () { label.textContent = text; };
-      audio.onerror = function () { label.textContent = speak.getAttribute("data-fail"); };
+    var audio = new Audio(), label = speak.querySelector("span"), text = label.textContent, queue = [];
+    var stop = function () { audio.pause(); audio.removeAttribute("src"); queue = []; label.textContent = text; };
+    var next = function () {
+      if (!queue.length) { stop(); return; }
+      audio.src = queue.shift();
       audio.play().catch(function () { label.textContent = speak.getAttribute("data-fail"); });
+    };
+    audio.addEventListener("ended", next);
+    audio.addEventListener("error", function () { if (audio.getAttribute("src")) { queue = []; label.textContent = speak.getAttribute("data-fail"); } });
+    audio.addEventListener("timeupdate", function () { if (window.kioskPoke) window.kioskPoke(); });  // listening is not idling
+    speak.addEventListener("click", function () {
+      if (audio.getAttribute("src")) { stop(); return; }
+      label.textContent = speak.getAttribute("data-busy");
+      var src = speak.getAttribute("data-src");
+      fetch(src, { headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (plan) {
+          queue = plan.narration ? [plan.narration] : [];
+          for (var n = 0; n < plan.parts; n++) queue.push(src + "/" + n);
+          next();
+        })
+        .catch(function () { label.textContent = speak.getAttribute("data-fail"); });
     });
   }
 
