@@ -216,3 +216,15 @@ print("pypinyin" in sys.modules)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_every_vendored_file_of_the_pdf_viewer_ships_in_the_package() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["kiosk"]
+    vendor = root / "kiosk" / "web" / "static" / "vendor" / "pdfjs"
+    files = [p.relative_to(root / "kiosk").as_posix() for p in vendor.rglob("*") if p.is_file()]
+    assert "web/static/vendor/pdfjs/pdf.worker.min.mjs" in files and "web/static/vendor/pdfjs/LICENSE" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)] == []

@@ -66,6 +66,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "loading": ("正在加载…", "Loading…"),
     "speaking": ("正在朗读…", "Reading aloud…"),
     "speech_unavailable": ("朗读暂时不可用", "Read aloud is not available"),
+    "page_n_of_m": ("第 {n} / {m} 页", "Page {n} of {m}"),
+    "bigger": ("放大", "Bigger"),
+    "smaller": ("缩小", "Smaller"),
+    "pdf_failed": ("这份文件打不开，请告诉管理员。", "This document cannot be shown; please tell the administrator."),
 }
 
 CATEGORY_NAMES: dict[str, tuple[str, str]] = {
