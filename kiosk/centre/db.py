@@ -108,7 +108,7 @@ CREATE TABLE IF NOT EXISTS packages (
 # (table, column, type) added since the first release of the schema, oldest first
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("reports", "detail", "TEXT"),)
 
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class Database:
@@ -282,7 +282,7 @@ def _split_schema(url: str) -> tuple[str, str]:
             schema = value
         else:
             rest.append((key, value))
-    if schema and not _SCHEMA_NAME.match(schema):
+    if schema and not _SCHEMA_NAME.fullmatch(schema):
         from kiosk.errors import ConfigError
 
         raise ConfigError(f"centre.db: schema {schema!r} must be lower-case letters, digits and _")

@@ -28,7 +28,7 @@ from kiosk.errors import KioskError
 
 log = logging.getLogger(__name__)
 
-_TAR_NAME = re.compile(r"^([a-z0-9._-]{1,64})-(\d{1,9})\.tar$")
+_TAR_NAME = re.compile(r"([a-z0-9._-]{1,64})-(\d{1,9})\.tar")
 INDEX_PATH = "/api/v1/packages"
 
 
@@ -176,7 +176,7 @@ class Publisher:
 
     def file(self, name: str) -> Path | None:
         """The path of a published .tar by its file name, or None."""
-        m = _TAR_NAME.match(name)
+        m = _TAR_NAME.fullmatch(name)
         if not m:
             return None
         row = self.store.db.one("SELECT file FROM packages WHERE id = ? AND version = ?", (m.group(1), int(m.group(2))))

@@ -43,7 +43,7 @@ MAX_TAG_BYTES = 16 << 20  # a tag file (manifest, bag-info) larger than this is 
 MAX_FILES = 200_000  # more entries than this is junk, not content
 # Files operating systems drop into folders; copying tools lose or add them, so their
 # absence or presence is a warning, never a reason to refuse a bag.
-OS_CRUFT = re.compile(r"^(\.DS_Store|Thumbs\.db|desktop\.ini|ehthumbs\.db|\._.*|\.Spotlight-V100|\.Trashes|\.fseventsd)$", re.I)
+OS_CRUFT = re.compile(r"\.DS_Store|Thumbs\.db|desktop\.ini|ehthumbs\.db|\._.*|\.Spotlight-V100|\.Trashes|\.fseventsd", re.I)
 
 
 @dataclass
@@ -208,20 +208,20 @@ class Bag:
                 tolerated += 1
                 self.warnings.append(f"{m} and {twin} differ only in case or normalisation")
                 continue
-            if OS_CRUFT.match(posixpath.basename(m)):
+            if OS_CRUFT.fullmatch(posixpath.basename(m)):
                 del self.payload[m]
                 tolerated += 1
                 self.warnings.append(f"{m} (a system file) is listed but missing")
                 continue
             raise PackageRejected("bad_bag", f"{m} is listed in the manifest but missing")
         for p in sorted(extra):
-            if OS_CRUFT.match(posixpath.basename(p)):
+            if OS_CRUFT.fullmatch(posixpath.basename(p)):
                 self.warnings.append(f"{p} (a system file) is not in the manifest; ignored")
                 continue
             raise PackageRejected("bad_bag", f"{p} is not listed in the manifest")
         seen: dict[str, str] = {}
         for p in self.payload:
-            if OS_CRUFT.match(posixpath.basename(p)):
+            if OS_CRUFT.fullmatch(posixpath.basename(p)):
                 self.warnings.append(f"{p} is a system file")
             if fold(p) in seen:
                 self.warnings.append(f"{p} and {seen[fold(p)]} would collide on a case-insensitive disk")
@@ -430,7 +430,7 @@ def open_bag(path: Path) -> Bag:
             bag.fetch = parse_fetch(bag._text("fetch.txt"), bag.warnings)
         manifests: dict[str, dict[str, str]] = {}
         for name in sorted(bag.tags):
-            m = MANIFEST_NAME.match(name)
+            m = MANIFEST_NAME.fullmatch(name)
             if not m:
                 continue
             alg = m.group(2).lower()

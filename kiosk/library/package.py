@@ -64,7 +64,7 @@ def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, o
     for name in sorted(bag.tags):
         if name == SIGNATURE_FILE or (name.startswith("tagmanifest-") and name.endswith(".txt")):
             continue
-        if OS_CRUFT.match(posixpath.basename(name)) and name not in bag.tag_manifest:
+        if OS_CRUFT.fullmatch(posixpath.basename(name)) and name not in bag.tag_manifest:
             bag.warnings.append(f"{name} (a system file) is ignored")
             continue
         if "sha256" not in bag.tag_manifest.get(name, {}):
@@ -116,7 +116,7 @@ def _payload_files(src: Path) -> tuple[Path, dict[str, int]]:
     """The payload folder and its files (path relative to it -> size)."""
     files, _ = walk_folder(src, "")
     # system litter (.DS_Store, Thumbs.db) is never content
-    files = {n: size for n, size in files.items() if not OS_CRUFT.match(posixpath.basename(n))}
+    files = {n: size for n, size in files.items() if not OS_CRUFT.fullmatch(posixpath.basename(n))}
     if "data" in {n.split("/", 1)[0] for n in files} or (src / "data").is_dir():
         stray = sorted(n for n in files if not n.startswith("data/") and n != RECORD_FILE)
         if stray:

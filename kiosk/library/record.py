@@ -11,9 +11,9 @@ from typing import Any
 from kiosk.errors import PackageRejected
 
 MAX_RECORD_BYTES = 64 * 1024  # kiosk.json is a small tag file; anything bigger is refused
-ID_RE = re.compile(r"^[a-z0-9._-]{1,64}$")
-CATEGORY_RE = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
-LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$")  # BCP 47's shape, not its registry
+ID_RE = re.compile(r"[a-z0-9._-]{1,64}")
+CATEGORY_RE = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+LANGUAGE_RE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")  # BCP 47's shape, not its registry
 LIMITS = {"title": 200, "description": 10_000, "language": 35, "category": 40, "tag": 50, "path": 1024}
 MAX_TAGS = 50
 MAX_WITHDRAWS = 1000
@@ -104,7 +104,7 @@ def check_id(value: Any, field: str = "id") -> str:
     """An item id: 1 to 64 of a-z 0-9 . _ - (and not only dots, which would name a folder's parent)."""
     if not isinstance(value, str):
         raise _bad(field, f"must be a string, not {type(value).__name__}")
-    if not ID_RE.match(value) or set(value) == {"."}:
+    if not ID_RE.fullmatch(value) or set(value) == {"."}:
         raise _bad(field, f"{value[:80]!r} is not 1 to 64 of a-z 0-9 . _ -")
     return value
 
@@ -177,10 +177,10 @@ def parse_record(raw: bytes) -> Record:
         title = item_id  # a tile needs some words; the id is better than a blank
     description = _string(obj, "description", "", LIMITS["description"])
     language = (_string(obj, "language", "zh-CN", LIMITS["language"]) or "").replace("_", "-")
-    if not LANGUAGE_RE.match(language):
+    if not LANGUAGE_RE.fullmatch(language):
         raise _bad("language", f"{language!r} is not a BCP 47 language tag")
     category = _string(obj, "category", "other", LIMITS["category"])
-    if not CATEGORY_RE.match(category or ""):
+    if not CATEGORY_RE.fullmatch(category or ""):
         raise _bad("category", f"{category!r} is not a slug (a-z, 0-9, - and _)")
 
     tags_raw = obj.get("tags")

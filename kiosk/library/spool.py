@@ -49,8 +49,8 @@ SPARSE_SLACK = 64 * 1024  # file systems may keep small files inline or compress
 MAX_FAILURES = 3  # an entry whose ingest raised this often is quarantined, not retried forever
 HOLD_MAX_S = 3600.0  # longest pause between asks for a bag the library says is still arriving
 KEEP_REPORTS = 50  # abandoned and recent outcomes kept for the device page
-_MANIFEST = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
-_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+\*?(?:\./)?(.+)$")
+_MANIFEST = re.compile(r"(tag)?manifest-([A-Za-z0-9]+)\.txt")
+_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+\*?(?:\./)?(.+)")
 _OXUM = re.compile(r"^payload-oxum:\s*([0-9]+)\.([0-9]+)\s*$", re.I | re.M)
 _PCT = re.compile(r"%(0[AaDd]|25)")
 _lock = threading.Lock()  # one scan at a time per process (the scheduler and "check now")
@@ -211,13 +211,13 @@ def look_at(path: Path, trust_dir: Path | None = None) -> Look:
     files = _sizes(path, holes)
     # a file with holes being filled keeps its size: its blocks on disk say it is changing
     look = Look(files, _fingerprint(files, holes))
-    manifests = [n for n in files if _MANIFEST.match(n)]
+    manifests = [n for n in files if _MANIFEST.fullmatch(n)]
     if "bagit.txt" not in files or not any(not n.startswith("tag") for n in manifests):
         look.missing = 1
         return look
     listed: dict[str, dict[str, str]] = {}
     for name in manifests:
-        alg = _MANIFEST.match(name).group(2).lower()  # type: ignore[union-attr]
+        alg = _MANIFEST.fullmatch(name).group(2).lower()  # type: ignore[union-attr]
         for rel, digest in _entries(path / name):
             listed.setdefault(rel, {})[alg] = digest
     look.listed = len(listed)
@@ -270,7 +270,7 @@ def _entries(manifest: Path) -> list[tuple[str, str]]:
         return []
     out = []
     for line in text.splitlines():
-        m = _LINE.match(line)
+        m = _LINE.fullmatch(line)
         if m:
             rel = _PCT.sub(lambda p: chr(int(p.group(1), 16)), m.group(2).rstrip("\r"))
             out.append((rel, m.group(1).lower()))

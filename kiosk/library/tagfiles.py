@@ -16,8 +16,8 @@ VERSIONS = {(1, 0), (0, 97), (0, 96), (0, 95), (0, 94), (0, 93)}
 
 _BAGIT_LINE1 = re.compile(r"BagIt-Version: ([0-9]+)\.([0-9]+)")
 _BAGIT_LINE2 = re.compile(r"Tag-File-Character-Encoding: (\S+)")
-MANIFEST_NAME = re.compile(r"^(tag)?manifest-([A-Za-z0-9]+)\.txt$")
-_MANIFEST_LINE = re.compile(r"^([0-9A-Fa-f]+)[ \t]+(.+)$")
+MANIFEST_NAME = re.compile(r"(tag)?manifest-([A-Za-z0-9]+)\.txt")
+_MANIFEST_LINE = re.compile(r"([0-9A-Fa-f]+)[ \t]+(.+)")
 _LINES = re.compile(r"\r\n|\r|\n")
 _PCT = re.compile(r"%(0[AaDd]|25)")
 
@@ -71,7 +71,7 @@ def parse_manifest(
     for n, line in enumerate(split_lines(text), 1):
         if not line.strip():
             continue
-        m = _MANIFEST_LINE.match(line)
+        m = _MANIFEST_LINE.fullmatch(line)
         if not m or len(m.group(1)) != size:
             raise PackageRejected("bad_bag", f"{name} line {n} is not '<{alg} hex> <path>'")
         digest, raw = m.group(1).lower(), m.group(2)

@@ -51,8 +51,8 @@ MAX_INDEX_BYTES = 8 << 20
 ATTEMPTS = 3  # tries within one run while a dropped connection still makes progress
 RETRY_LATER = {"no_space"}  # rejections that may go away; the rest are final for that package
 RETRY_AFTER_S = 86400.0
-_ID = re.compile(r"^[a-z0-9._-]{1,64}$")
-_SHA = re.compile(r"^[0-9a-f]{64}$")
+_ID = re.compile(r"[a-z0-9._-]{1,64}")
+_SHA = re.compile(r"[0-9a-f]{64}")
 _lock = threading.Lock()
 
 
@@ -167,7 +167,7 @@ def fetch_index(cfg: Config, session: requests.Session, state: dict[str, Any]) -
 
 def _entry(p: dict[str, Any]) -> Entry:
     e = Entry(str(p["id"]), int(p["version"]), int(p["size"]), str(p["tagmanifest_sha256"]).lower(), str(p["path"]))
-    if not _ID.match(e.id) or e.version < 1 or e.size < 0 or not _SHA.match(e.tagmanifest_sha256):
+    if not _ID.fullmatch(e.id) or e.version < 1 or e.size < 0 or not _SHA.fullmatch(e.tagmanifest_sha256):
         raise ValueError(f"bad entry {p!r}")
     # the index names files on the centre only: no other host, no climbing out
     if not e.path.startswith("/api/v1/packages/") or ".." in e.path or "//" in e.path or "?" in e.path:
@@ -395,7 +395,7 @@ def _save(cfg: Config, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-_PARTIAL_NAME = re.compile(r"^(?P<id>.+)-(?P<version>[0-9]+)-[0-9a-f]{16}\.tar(?P<part>\.part)?$")
+_PARTIAL_NAME = re.compile(r"(?P<id>.+)-(?P<version>[0-9]+)-[0-9a-f]{16}\.tar(?P<part>\.part)?")
 
 
 def status(cfg: Config) -> dict[str, Any]:
@@ -409,7 +409,7 @@ def status(cfg: Config) -> dict[str, Any]:
         partial = []
     files = []
     for name in partial:
-        m = _PARTIAL_NAME.match(name)
+        m = _PARTIAL_NAME.fullmatch(name)
         try:
             st = (partial_dir(cfg) / name).stat()
         except OSError:

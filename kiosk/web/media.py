@@ -24,9 +24,9 @@ from kiosk.errors import NotFound
 
 bp = Blueprint("media", __name__)
 
-_SAFE_SEGMENT = re.compile(r"^[^/\\\x00]+$")
+_SAFE_SEGMENT = re.compile(r"[^/\\\x00]+")
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
 
 # Types browsers need exactly, whatever the platform's mime.types says.
 _TYPES = {
@@ -51,7 +51,7 @@ def content_type(path: str, declared: str | None = None) -> str:
 
 def resolve_range(header: str, length: int) -> tuple[int, int] | None | bool:
     """One byte range as (first, last) inclusive; None to ignore the header; False when unsatisfiable."""
-    m = _RANGE.match(header)
+    m = _RANGE.fullmatch(header)
     if not m or length <= 0:
         return None  # malformed, several ranges, other units, or an empty file: send it whole
     first, last = m.group(1), m.group(2)
@@ -103,7 +103,7 @@ def _read_exactly(f: Any, length: int) -> Iterator[bytes]:
 def file(item_id: str, version: int, path: str) -> Any:
     """Serve one payload file of a visible item."""
     segments = path.split("/")
-    if path.startswith("/") or any(s in ("", ".", "..") or not _SAFE_SEGMENT.match(s) for s in segments):
+    if path.startswith("/") or any(s in ("", ".", "..") or not _SAFE_SEGMENT.fullmatch(s) for s in segments):
         abort(404)
     library = current_app.extensions["kiosk"]["library"]
     hold = library.opening(item_id) if hasattr(library, "opening") else nullcontext()
