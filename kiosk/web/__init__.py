@@ -60,7 +60,7 @@ def create_app(
     """
     from kiosk.library.usage import Usage
     from kiosk.library.wishes import Wishes
-    from kiosk.web import api, i18n, media, screens
+    from kiosk.web import api, headers, i18n, media, screens
     from kiosk.web.speech import Speaker
 
     cfg = config or config_mod.load()
@@ -84,6 +84,7 @@ def create_app(
     }
 
     i18n.init_app(app)
+    headers.init_app(app)
     app.register_blueprint(screens.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")

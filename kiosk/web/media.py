@@ -21,6 +21,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.http import parse_etags
 
 from kiosk.errors import NotFound
+from kiosk.web import headers as headers_mod
 
 bp = Blueprint("media", __name__)
 
@@ -119,9 +120,9 @@ def file(item_id: str, version: int, path: str) -> Any:
     etag = entry.sha256
     ctype = content_type(path, getattr(entry, "media_type", None))
     headers = {"Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=86400"}
-    if ctype.startswith("text/html"):
-        # Articles are shown, never run: no scripts, but same origin so the screen can set large type.
-        headers["Content-Security-Policy"] = "sandbox allow-same-origin"
+    policy = headers_mod.payload_policy(ctype)
+    if policy:  # a type that could carry script never runs it on the box's origin
+        headers["Content-Security-Policy"] = policy
 
     status, start, length = 200, 0, size
     if _etag_matches(request.headers.get("If-None-Match"), etag):
