@@ -8,6 +8,7 @@ import pytest
 
 from kiosk import cli, wire
 from kiosk.config import Config
+from kiosk.errors import KioskError
 from kiosk.uplink import export_outbox, status
 from kiosk.uplink.outbox import Outbox
 
@@ -93,3 +94,32 @@ def test_the_export_command_prints_what_it_wrote(cfg_path: Path, tmp_path: Path,
     out = capsys.readouterr().out
     assert rc == 0 and '"reports": 2' in out  # a fresh boot event and beat went along
     assert len(read_folder(tmp_path / "usb")) == 2
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the box's own file\n")
+    return victim
+
+
+def test_export_writes_through_no_link_planted_at_a_file_name(box: Config, tmp_path: Path) -> None:
+    fill(box, 3)
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    victim = _victim(tmp_path)
+    name = wire.export_name(box.point.id, 1)
+    (usb / name).symlink_to(victim)
+    (usb / f".{name}.tmp").symlink_to(victim)  # the temporary name an earlier version used
+    export_outbox(box, usb)
+    assert victim.read_text() == "the box's own file\n"
+    assert not (usb / name).is_symlink() and {1, 2, 3} <= set(read_folder(usb))
+
+
+def test_export_refuses_a_folder_that_is_a_link(box: Config, tmp_path: Path) -> None:
+    fill(box, 3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "usb").symlink_to(elsewhere)
+    with pytest.raises(KioskError):
+        export_outbox(box, tmp_path / "usb")
+    assert list(elsewhere.iterdir()) == []

@@ -12,8 +12,11 @@ files on the disk only ever gain reports (see `_union`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import secrets
+import stat
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,13 +28,52 @@ from kiosk.uplink.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+# The export folder is on a disk anyone may have prepared: nothing in it is followed.
+# Every write goes through the folder's descriptor (opened O_NOFOLLOW), into a fresh
+# temporary file made with O_EXCL | O_NOFOLLOW, then renamed over the name, so a
+# planted link (at the name, at a temporary name, or the folder itself) is never written through.
+_NOFOLLOW = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_folder(folder: Path) -> int:
+    """The export folder's descriptor; KioskError when it is a link or not a folder."""
+    try:
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+    except OSError as e:
+        raise KioskError(f"{folder} is not a plain folder (a link?): {e.strerror}") from None
+
+
+def _read(dir_fd: int, name: str) -> bytes | None:
+    """A regular file's bytes in the folder, or None (absent, a link, anything else)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read()
+
+
+def _write_atomically(dir_fd: int, name: str, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+    while True:
+        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue  # someone's file or link has that name: pick another
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link, never follows it
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
 
 
 def read_ack(cfg: Config, folder: Path, box: Outbox) -> int:
@@ -66,8 +108,10 @@ def export(
     if not folder.parent.is_dir():
         raise KioskError(f"{folder.parent} does not exist (is the USB disk mounted?)")
     folder.mkdir(exist_ok=True)
+    dir_fd = _open_folder(folder)
     written = unchanged = reports = 0
-    with Outbox.of(cfg) as box:
+    with contextlib.ExitStack() as closing, Outbox.of(cfg) as box:
+        closing.callback(os.close, dir_fd)
         acked = read_ack(cfg, folder, box)
         if compose is not None:
             compose(box)
@@ -79,20 +123,20 @@ def export(
             after = batch[-1]["seq"]
         total = sum(len(v) for v in blocks.values())
         for name, block in sorted(blocks.items()):
-            path = folder / name
-            block = _union(cfg, path, block)
+            old = _read(dir_fd, name)
+            block = _union(cfg, folder / name, old, block)
             # ts is the newest report's box time, so the same reports give the same bytes.
             ts = int(max(float(r.get("box_time") or 0) for r in block))
             data = wire.export_file(cfg.point.id, cfg.centre.secret, block, ts)
-            if path.is_file() and path.read_bytes() == data:
+            if old == data:
                 unchanged += 1
             else:
-                _write_atomically(path, data)
+                _write_atomically(dir_fd, name, data)
                 written += 1
             reports += len(block)
             if progress:
                 progress(reports, total)
-        _sync_folder(folder)
+        _sync_folder(dir_fd)
         summary = {"dir": str(folder), "reports": reports, "files_written": written, "files_unchanged": unchanged,
                    "acknowledged_by_file": acked, "at": clock.now()}
         box.set_state(last_export=summary)
@@ -100,17 +144,17 @@ def export(
     return summary
 
 
-def _union(cfg: Config, path: Path, block: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _union(cfg: Config, path: Path, old: bytes | None, block: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The block's reports plus any an earlier export put in the same file that are gone from the outbox.
 
     Files on the disk are never shrunk: a report no longer in the outbox was
     acknowledged, or the outbox was lost, and only the first is safe to forget.
     The centre stores each (point, seq) once, so a report sent twice costs nothing.
     """
-    if not path.is_file():
+    if old is None:
         return block
     try:
-        header, body = wire.read_export_file(path.read_bytes())
+        header, body = wire.read_export_file(old)
         point, ts, sig = wire.parse_authorization(header)
         wire.check_signature(cfg.centre.secret, "POST", wire.HEARTBEATS_PATH, ts, body, sig)
         earlier = wire.decode_batch(body)
@@ -122,14 +166,8 @@ def _union(cfg: Config, path: Path, block: list[dict[str, Any]]) -> list[dict[st
     return [merged[s] for s in sorted(merged)]
 
 
-def _sync_folder(folder: Path) -> None:
+def _sync_folder(dir_fd: int) -> None:
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        os.fsync(dir_fd)
     except OSError:
         pass  # some USB file systems cannot sync a folder; the files themselves were synced
-    finally:
-        os.close(fd)
