@@ -255,7 +255,9 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
             cfg = _config(args)
             trust = Path(args.trust) if args.trust else cfg.path("storage.trust_dir")
             limit = cfg.storage.max_package_mb * (1 << 20)
-            record = verify_package(path, trust, progress=_package_progress(), warnings=warnings, max_bytes=limit)
+            software = Path(args.software_trust) if args.software_trust else cfg.path("storage.software_trust_dir")
+            record = verify_package(path, trust, progress=_package_progress(), warnings=warnings, max_bytes=limit,
+                                    software_trust_dir=software)
     except PackageRejected as e:
         print(f"{path}: rejected ({e.reason}): {e.detail}", file=sys.stderr)
         return 1
@@ -488,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--bag-only", action="store_true", help="judge the BagIt layer alone")
     p.add_argument("--trust", metavar="DIR", help="trust folder (default: storage.trust_dir)")
+    p.add_argument("--software-trust", metavar="DIR", help="software trust folder (default: storage.software_trust_dir)")
 
     loc = sub.add_parser("local", help="local content made at this point")
     loc_sub = loc.add_subparsers(dest="local_command", metavar="ACTION", required=True)

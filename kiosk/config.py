@@ -52,6 +52,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("storage.data_dir", str, "/var/lib/kiosk", "Folder for the store, catalogue, quarantine, outbox and history."),
     _s("storage.spool_dir", str, "", "Folder the satellite receiver writes bags into (default: <data_dir>/spool)."),
     _s("storage.trust_dir", str, "", "Folder of publisher public keys (PEM) whose signatures are trusted (default: <data_dir>/trust)."),
+    _s("storage.software_trust_dir", str, "", "Folder of software public keys (PEM); only these may sign software packages (default: <data_dir>/software-trust)."),
     _s("storage.min_free_percent", float, 10.0, "Eviction keeps at least this share of the disk free."),
     _s("storage.max_package_mb", int, 16384, "A package larger than this is rejected as too_large."),
     _s("storage.spool_settle_s", float, 5.0, "A spool bag is taken when no file has changed size for this long."),
@@ -107,6 +108,11 @@ SETTINGS: tuple[Setting, ...] = (
     _s("uplink.upload_daily_mb", int, 200, "Megabytes of local content the box may upload to the centre per day (within sync.window)."),
     _s("uplink.upload_max_mb", int, 2048, "Largest local content package, in megabytes; the box refuses to add and the centre to receive a larger one."),
     _s("uplink.upload_interval_s", int, 600, "Seconds between looks for local content waiting to go up to the centre."),
+    # software updates (box side)
+    _s("update.trial_s", int, 300, "A new release must be healthy (serving, jobs running, no crash) within this many seconds, or the box goes back to the one before."),
+    _s("update.releases_dir", str, "", "Folder of installed application releases and the `current` link (default: <data_dir>/releases)."),
+    _s("update.base_release", str, "/opt/kiosk", "The release the disk image installed (a Python environment); the box runs it until an update is kept."),
+    _s("update.check_interval_s", int, 60, "Seconds between looks for a received software package to install."),
     # background jobs
     _s("scheduler.jitter_s", int, 5, "Each periodic job starts up to this many seconds late, so jobs do not all run at once."),
     _s("scheduler.backoff_max_s", int, 3600, "A job that keeps failing is retried less often, at most this many seconds apart."),
@@ -181,6 +187,8 @@ class Config:
         derived = {
             "storage.spool_dir": data / "spool",
             "storage.trust_dir": data / "trust",
+            "storage.software_trust_dir": data / "software-trust",
+            "update.releases_dir": data / "releases",
             "centre.db": data / "centre.sqlite",
             "centre.publisher_key": data / "publisher.pem",
         }

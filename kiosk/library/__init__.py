@@ -90,6 +90,20 @@ class Library:
         """Ingest every bag found under `root` (a USB disk's folder)."""
         return [self.ingest(p, source, progress) for p in find_bags(Path(root))]
 
+    def software_package(self, item_id: str) -> tuple[Any, Path] | None:
+        """A stored software package's record and folder (for the updater), or None."""
+        from kiosk.library.record import parse_record
+
+        row = self.catalogue.row(item_id)
+        if row is None or row["kind"] != "software":
+            return None
+        folder = self.store.dir(item_id, row["version"])
+        return parse_record((folder / "kiosk.json").read_bytes()), folder
+
+    def software_ids(self) -> list[str]:
+        """Ids of the stored software packages."""
+        return sorted(r["id"] for r in self.catalogue.rows() if r["kind"] == "software")
+
     def reject(self, path: Path, source: str, code: str, detail: str = "") -> Outcome:
         """Quarantine a package without ingesting it (a spool bag that never completed: code "incomplete").
 
@@ -230,7 +244,7 @@ class Library:
         now = clock.now() if published_at is None else published_at
         gone: list[sqlite3.Row] = []
         with self.catalogue.write() as db:
-            self.catalogue.put(db, record, files, now, kind="recall" if record.is_recall else "item")
+            self.catalogue.put(db, record, files, now, kind=_row_kind(record))
             for wid, version in withdrawn.items():
                 self.catalogue.withdraw(db, wid, version, record.id, now)
                 row = db.execute("SELECT id, version, kind FROM items WHERE id = ?", (wid,)).fetchone()
@@ -313,6 +327,13 @@ class Library:
             except (OSError, ValueError, PackageRejected) as e:
                 log.warning("event=store_folder_unreadable id=%s version=%s error=%s", item_id, version, e)
                 self.store.remove(item_id, version)
+
+
+def _row_kind(record: Any) -> str:
+    """The catalogue's kind of a package's row: only "item" rows reach the screens or eviction."""
+    if record.is_recall:
+        return "recall"
+    return "software" if record.is_software else "item"
 
 
 def _boot_id() -> str:

@@ -1,10 +1,12 @@
-"""Ingest: one package from a folder or .tar to published, unchanged, waiting or rejected.
+"""Ingest: one package from a folder or .tar to published, unchanged, skipped, waiting or rejected.
 
 The order is the point: everything cheap comes before any payload byte is read.
 
 1. open the bag (every path checked, nothing written), hash the small tag files;
 2. the Ed25519 signature over tagmanifest-sha256.txt against the trust folder;
-3. kiosk.json; then withdrawn / stale / unchanged (a repeat hashes no payload) / expired;
+3. kiosk.json; then skipped (`targets` leave this point out) / a software package's platform
+   and version (kiosk.update.offer) / withdrawn / stale / unchanged (a repeat hashes no
+   payload) / expired;
 4. completeness (in the spool: missing or growing files mean `waiting`), size, free space
    (evicting what may be evicted first);
 5. the payload read ONCE: hashed while copied into a staging folder on the store's file
@@ -37,11 +39,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from kiosk import clock
+from kiosk import clock, update
 from kiosk.errors import PackageRejected
 from kiosk.library import search
 from kiosk.library.bag import Bag, open_bag
 from kiosk.library.model import FileEntry, Outcome
+from kiosk.library.targets import is_target
 from kiosk.library.store import fsync_dir, fsync_file, hash_copy, hash_copy_span
 
 if TYPE_CHECKING:
@@ -142,8 +145,19 @@ def _ingest(lib: "Library", path: Path, source: str, progress: Progress | None, 
         if source == "spool":
             _check_arrived(bag)
         # 1-2. signature, tag hashes, record, completeness: no payload byte read yet
-        record = check_package(bag, lib.cfg.path("storage.trust_dir"), check_expiry=False, own=own_key(lib.cfg))
+        record = check_package(bag, lib.cfg.path("storage.trust_dir"), check_expiry=False, own=own_key(lib.cfg),
+                               software_trust_dir=lib.cfg.path("storage.software_trust_dir"))
         ctx["id"], ctx["version"] = record.id, record.version
+        if not is_target(record.targets, lib.cfg.point.id, lib.cfg.point.township):
+            _done_with_spool(path, source)
+            return Outcome(str(path), "skipped", record.id, record.version, None, "not for this point")
+        if record.software is not None:
+            ctx["code"] = "platform"  # the one rejection offer() makes
+            why = update.offer(lib.cfg, record.software)
+            if why is not None:
+                _done_with_spool(path, source)
+                return Outcome(str(path), "unchanged", record.id, record.version, None, why)
+            ctx.pop("code")
         search.title_pinyin(record.title)  # loads pypinyin now, not between rename and commit
         recall = record.is_recall
         # 3. what the catalogue already knows

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CATEGORIES = ("agriculture", "health", "law", "culture", "children", "lectures", "local")
-OUTCOMES = ("published", "unchanged", "waiting", "rejected")
+OUTCOMES = ("published", "unchanged", "skipped", "waiting", "rejected")
 REASONS = (
     "bad_bag", "bad_record", "bad_hash", "bad_signature", "untrusted", "unsafe_path",
     "too_large", "expired", "no_space", "withdrawn",

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kiosk import __version__, clock
 from kiosk.errors import KioskError, PackageRejected
 from kiosk.library.bag import OS_CRUFT, Bag, Progress, walk_folder, encode_path, hash_stream, open_bag, verify_payload
-from kiosk.library.record import MAX_RECORD_BYTES, Record, parse_record
+from kiosk.library.record import COMPONENTS, MAX_RECORD_BYTES, Record, parse_record
 from kiosk.library.signing import SIGNATURE_FILE, SIGNED_FILE, load_private_key, signed_by, verify_signature
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,35 @@ class OwnKey:
     key: Ed25519PublicKey
 
 
-def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, own: OwnKey | None = None) -> Record:
+def _signers(signed: bytes, signature_line: bytes, trust_dir: Path | None, software_trust_dir: Path | None,
+             own: OwnKey | None) -> dict[str, str]:
+    """Who verifies the signature: {"content" or "own" or "software": the key's name}; untrusted when nobody."""
+    found: dict[str, str] = {}
+    first: PackageRejected | None = None
+    for kind, folder in (("content", trust_dir), ("software", software_trust_dir)):
+        if folder is None and kind == "software":
+            continue
+        try:
+            found[kind] = verify_signature(signed, signature_line, folder)
+        except PackageRejected as e:
+            if e.reason != "untrusted":
+                raise  # a malformed signature is malformed whichever folder is asked
+            first = first or e
+    if "content" not in found and own is not None and signed_by(own.key, signed, signature_line):
+        found["own"] = "the point's own key"
+    if not found:
+        assert first is not None
+        raise first
+    return found
+
+
+def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, own: OwnKey | None = None,
+                  software_trust_dir: Path | None = None) -> Record:
     """The box's checks on an opened bag, payload hashes excepted; the record, or PackageRejected.
 
-    `own`: a point's key, which signs that point's local packages and nothing else."""
+    `own`: a point's key, which signs that point's local packages and nothing else.
+    Content is trusted through `trust_dir`, software only through `software_trust_dir`:
+    a county's content publisher cannot push code to the fleet."""
     if not bag.has_tag(SIGNATURE_FILE):
         raise PackageRejected("bad_signature", f"{SIGNATURE_FILE} is missing")
     if not bag.has_tag(SIGNED_FILE):
@@ -52,13 +77,7 @@ def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, o
         raise PackageRejected("bad_signature", f"{SIGNATURE_FILE} is far too large for a signature")
     signed = bag.read_tag(SIGNED_FILE)
     signature_line = bag.read_tag(SIGNATURE_FILE, 4096)
-    own_signed = False
-    try:
-        key_name = verify_signature(signed, signature_line, trust_dir)
-    except PackageRejected as e:
-        if own is None or e.reason != "untrusted" or not signed_by(own.key, signed, signature_line):
-            raise
-        key_name, own_signed = "the point's own key", True
+    signers = _signers(signed, signature_line, trust_dir, software_trust_dir, own)
     # Every tag file but the signature and the tag manifests must be signed through
     # tagmanifest-sha256.txt, or a tampered manifest-sha256.txt would pass.
     for name in sorted(bag.tags):
@@ -78,9 +97,21 @@ def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, o
     if bag.tags[RECORD_FILE] > MAX_RECORD_BYTES:
         raise PackageRejected("bad_record", f"{RECORD_FILE} is larger than {MAX_RECORD_BYTES} bytes")
     record = parse_record(bag.read_tag(RECORD_FILE, MAX_RECORD_BYTES))
-    if own_signed and not record.id.startswith(own.prefix):  # type: ignore[union-attr]
-        raise PackageRejected("untrusted", f"the point's own key signs only its local packages ({own.prefix}*), not {record.id}")  # type: ignore[union-attr]
+    if record.is_software:
+        if "software" not in signers:
+            raise PackageRejected("untrusted", "a software package must be signed with a software key; a content key does not count")
+        key_name = signers["software"]
+    elif "content" in signers:
+        key_name = signers["content"]
+    elif "own" in signers:
+        if not record.id.startswith(own.prefix):  # type: ignore[union-attr]
+            raise PackageRejected("untrusted", f"the point's own key signs only its local packages ({own.prefix}*), not {record.id}")  # type: ignore[union-attr]
+        key_name = signers["own"]
+    else:
+        raise PackageRejected("untrusted", "no trusted content publisher key verifies the signature")
     bag.check_complete()
+    if record.software is not None:
+        _check_software_payload(bag, record)
     for field in ("main", "poster", "narration"):
         rel = getattr(record, field)
         if rel is not None and f"data/{rel}" not in bag.payload:
@@ -91,13 +122,26 @@ def check_package(bag: Bag, trust_dir: Path | None, check_expiry: bool = True, o
     return record
 
 
+def _check_software_payload(bag: Bag, record: Record) -> None:
+    """An app release is wheels under data/wheels/, an OS release a RAUC bundle under data/os/; nothing else."""
+    assert record.software is not None
+    folder = "data/" + COMPONENTS[record.software.component] + "/"
+    suffix = ".whl" if record.software.component == "app" else ".raucb"
+    stray = sorted(p for p in bag.payload if not p.startswith(folder))
+    if stray:
+        raise PackageRejected("bad_record", f"{stray[0]} is outside {folder}, where a {record.software.component} release lives")
+    if not any(p.endswith(suffix) for p in bag.payload):
+        raise PackageRejected("bad_record", f"no {suffix} file under {folder}")
+
+
 def verify_package(
     path: Path, trust_dir: Path | None, progress: Progress | None = None, warnings: list[str] | None = None,
-    max_bytes: int | None = None, own: OwnKey | None = None,
+    max_bytes: int | None = None, own: OwnKey | None = None, software_trust_dir: Path | None = None,
 ) -> Record:
     """Everything the box checks before accepting a package, writing nothing; the record, or PackageRejected."""
     with open_bag(Path(path)) as bag:
-        record = check_package(bag, Path(trust_dir) if trust_dir is not None else None, own=own)
+        record = check_package(bag, Path(trust_dir) if trust_dir is not None else None, own=own,
+                               software_trust_dir=software_trust_dir)
         if max_bytes is not None:
             sizes = bag.present()
             size = sum(sizes[p] for p in bag.payload)

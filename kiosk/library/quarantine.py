@@ -41,6 +41,7 @@ REASONS_ZH = {
     "withdrawn": "这项内容已被县中心撤回。",
     "stale": "本机已有这项内容的更新版本。",
     "incomplete": "内容包一直没有接收完整。",
+    "platform": "这个软件更新是给别的机型的，本机用不了。",
 }
 REASONS_EN = {
     "bad_bag": "Not a complete BagIt bag.",
@@ -55,6 +56,7 @@ REASONS_EN = {
     "withdrawn": "This content was withdrawn by the county centre.",
     "stale": "A newer version of this content is already here.",
     "incomplete": "The package never arrived complete.",
+    "platform": "This software update is built for another kind of machine.",
 }
 
 

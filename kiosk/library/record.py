@@ -19,6 +19,28 @@ MAX_TAGS = 50
 MAX_WITHDRAWS = 1000
 NARRATION_TYPES = (".mp3", ".m4a", ".ogg", ".opus", ".wav")  # what Chromium plays
 MAX_VERSION = 2**63 - 1  # the catalogue keeps versions as SQLite integers
+KINDS = ("content", "software")
+COMPONENTS = {"app": "wheels", "os": "os"}  # a software package's component -> its payload folder under data/
+PLATFORM_RE = re.compile(r"^[a-z0-9_]{1,32}-[a-z0-9_]{1,32}$")  # sys.platform-machine, e.g. linux-aarch64
+MAX_TARGETS = 10_000
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Which points a package is for: named points, townships, or a share of the fleet by a stable hash."""
+
+    points: tuple[str, ...] = ()
+    townships: tuple[str, ...] = ()
+    percent: int = 0
+
+
+@dataclass(frozen=True)
+class Software:
+    """What a software package carries: the component, the release's version, the platforms it runs on."""
+
+    component: str
+    version: str
+    platforms: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -38,6 +60,14 @@ class Record:
     expires: str | None = None
     withdraws: tuple[str, ...] | None = None
     narration: str | None = None  # a recording that 读一读 plays instead of synthetic speech
+    kind: str = "content"
+    targets: Targets | None = None
+    software: Software | None = None
+
+    @property
+    def is_software(self) -> bool:
+        """A software package carries a release, not something for the screens."""
+        return self.kind == "software"
 
     @property
     def is_recall(self) -> bool:
@@ -61,6 +91,12 @@ class Record:
         d = asdict(self)
         d["tags"] = list(self.tags)
         d["withdraws"] = list(self.withdraws) if self.withdraws is not None else None
+        if self.targets is not None:
+            d["targets"] = {"points": list(self.targets.points), "townships": list(self.targets.townships),
+                            "percent": self.targets.percent}
+        if self.software is not None:
+            d["software"] = {"component": self.software.component, "version": self.software.version,
+                             "platforms": list(self.software.platforms)}
         return d
 
 
@@ -196,12 +232,22 @@ def parse_record(raw: bytes) -> Record:
             raise _bad("tags", f"entries must be strings of 1 to {LIMITS['tag']} characters")
         tags.append(t.strip())
 
+    kind = obj.get("kind", "content")
+    if kind not in KINDS:
+        raise _bad("kind", f"{str(kind)[:40]!r} is not one of {', '.join(KINDS)}")
+    software = _software(obj.get("software")) if kind == "software" else None
+    if kind != "software" and obj.get("software") is not None:
+        raise _bad("software", 'is only for a package of kind "software"')
+    if software is not None and recall:
+        raise _bad("withdraws", "cannot be in a software package")
+    targets = _targets(obj["targets"]) if obj.get("targets") is not None else None
+
     main = None
     if obj.get("main") is not None:
         if recall:
             raise _bad("main", "must be absent in a recall (a record with withdraws)")
         main = data_path(obj["main"], "main")
-    elif not recall:
+    elif not recall and software is None:
         raise _bad("main", "is required (the path under data/ of the file to open)")
     poster = data_path(obj["poster"], "poster") if obj.get("poster") is not None else None
     narration = data_path(obj["narration"], "narration") if obj.get("narration") is not None else None
@@ -220,5 +266,48 @@ def parse_record(raw: bytes) -> Record:
         id=item_id, version=version, title=title or "", description=description or "",
         language=language or "zh-CN", tags=tuple(tags), category=category or "other",
         main=main, poster=poster, priority=priority if priority is not None else 5,
-        expires=expires, withdraws=withdraws, narration=narration,
+        expires=expires, withdraws=withdraws, narration=narration, kind=kind, targets=targets, software=software,
     )
+
+
+def _targets(value: Any) -> Targets:
+    if not isinstance(value, dict):
+        raise _bad("targets", f"must be an object, not {type(value).__name__}")
+    unknown = sorted(set(value) - {"points", "townships", "percent"})
+    if unknown:
+        raise _bad("targets", f"has an unknown field {unknown[0][:40]!r}")
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in ("points", "townships"):
+        raw = value.get(name) or []
+        if not isinstance(raw, list) or len(raw) > MAX_TARGETS:
+            raise _bad(f"targets.{name}", f"must be a list of at most {MAX_TARGETS} names")
+        if not all(isinstance(x, str) and 0 < len(x) <= LIMITS["title"] for x in raw):
+            raise _bad(f"targets.{name}", f"entries must be strings of 1 to {LIMITS['title']} characters")
+        lists[name] = tuple(raw)
+    percent = 0 if value.get("percent") is None else _int({"targets.percent": value["percent"]}, "targets.percent", 0, 0, 100)
+    return Targets(points=lists["points"], townships=lists["townships"], percent=percent or 0)
+
+
+def _software(value: Any) -> Software:
+    from packaging.version import InvalidVersion, Version
+
+    if not isinstance(value, dict):
+        raise _bad("software", 'is required as an object in a package of kind "software"')
+    component = value.get("component")
+    if component not in COMPONENTS:
+        raise _bad("software.component", f"must be one of {', '.join(COMPONENTS)}")
+    version = _string(value, "version", None, 64, required=True) or ""
+    if component == "app":
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise _bad("software.version", f"{version!r} is not a PEP 440 version") from None
+    elif not version.strip():
+        raise _bad("software.version", "is required")
+    platforms = value.get("platforms")
+    if not isinstance(platforms, list) or not platforms or len(platforms) > 20:
+        raise _bad("software.platforms", "must be a list of 1 to 20 platforms, e.g. linux-aarch64")
+    for p in platforms:
+        if not isinstance(p, str) or not PLATFORM_RE.match(p):
+            raise _bad("software.platforms", f"{str(p)[:40]!r} is not a platform such as linux-aarch64")
+    return Software(component=component, version=version, platforms=tuple(platforms))
