@@ -107,3 +107,154 @@ def test_reading_a_pdf_counts_as_activity_for_the_idle_return(browser: Any, idle
         pg.wait_for_url(idle_box.url, timeout=15000)
     finally:
         ctx.close()
+
+
+# 2. and 3. waking the screen, and the idle return -----------------------------------
+
+def test_the_touch_that_wakes_the_screen_opens_nothing(screen: Any, idle_box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(idle_box.url)
+    pg.wait_for_selector("#attract:not([hidden])", timeout=15000)
+    tile = pg.locator("[data-topic=health]").bounding_box()
+    opened: list[str] = []
+    pg.on("framenavigated", lambda f: opened.append(f.url))
+    pg.touchscreen.tap(tile["x"] + tile["width"] / 2, tile["y"] + tile["height"] / 2)  # right over a tile
+    pg.wait_for_selector("#attract", state="hidden")
+    assert opened == [] and pg.url == idle_box.url
+    shot(pg, "woken")
+    pg.touchscreen.tap(tile["x"] + tile["width"] / 2, tile["y"] + tile["height"] / 2)  # now the tile opens
+    pg.wait_for_url("**/topic/health")
+
+
+def test_an_idle_return_gives_the_next_villager_the_box_as_set_up(screen: Any, idle_box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(idle_box.url + "search")
+    pg.tap(".bar [lang=en]")  # one villager reads in English and types a little
+    pg.wait_for_selector("html[lang=en]")
+    pg.tap("#keyboard [data-key=y]")
+    pg.wait_for_url(idle_box.url, timeout=15000)  # then walks away
+    pg.wait_for_selector("#attract:not([hidden])", timeout=10000)
+    assert pg.get_attribute("html", "lang") == "zh-CN"
+    assert "农业科技" in pg.inner_text(".tiles")
+    # On home, in English and scrolled down: left alone, home comes back in Chinese, at the top.
+    pg.tap("#attract")
+    pg.tap(".bar [lang=en]")
+    pg.wait_for_selector("html[lang=en]")
+    pg.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    pg.wait_for_selector("html[lang=zh-CN] #attract:not([hidden])", timeout=15000)
+    assert pg.evaluate("window.scrollY") == 0
+    pg.tap("#attract")
+    assert "农业科技" in pg.inner_text(".tiles")
+
+
+# 8. layout -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["pictures/sample-henan-opera", "read/sample-hypertension", "read/sample-land-contract",
+                                  "item/sample-henan-opera", "item/sample-water-safety", "topic/agriculture"])
+def test_titles_are_shown_whole_on_reading_pages(screen: Any, box: Any, path: str) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + path)
+    h1 = pg.locator(".bar h1")
+    assert h1.evaluate("e => e.scrollWidth <= e.clientWidth"), h1.inner_text()
+    assert all(t.evaluate("e => e.scrollWidth <= e.clientWidth && e.scrollHeight <= e.clientHeight + 1")
+               for t in pg.locator(".card .title").all())
+    shot(pg, "title-" + path.split("/")[1])
+
+
+def test_an_item_without_a_poster_uses_the_page_for_its_words(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + "item/sample-land-contract")
+    main = pg.locator("main").bounding_box()
+    desc = pg.locator(".desc").bounding_box()
+    assert desc["width"] > 0.8 * (main["width"] - 40)
+    shot(pg, "item-without-poster")
+
+
+def test_the_attract_captions_stay_clear_of_the_touch_hint(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + "attract")
+    slides = pg.locator(".slide").count()
+    assert slides >= 3
+    for n in range(slides):
+        pg.evaluate("n => document.querySelectorAll('.slide').forEach((s, i) => s.classList.toggle('on', i === n))", n)
+        hint = pg.locator(".hint").bounding_box()
+        for part in pg.locator(".slide.on > *").all():
+            box_ = part.bounding_box()
+            assert box_["y"] + box_["height"] <= hint["y"] + 1, (n, part.inner_text())
+            assert box_["y"] >= 0
+        shot(pg, f"attract-slide{n}")
+
+
+def test_the_not_found_page_says_so_and_does_not_ask_to_wait(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + "item/no-such-thing")
+    assert pg.title() == "没有这一页" and "请稍等" not in pg.inner_text("body")
+    shot(pg, "not-found")
+
+
+# Contrast of every piece of visible text against what is really behind it (WCAG 2 AA).
+CONTRAST_JS = """() => {
+  const rgba = s => { const m = s.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  const over = (top, under) => { const a = top[3]; return [0, 1, 2].map(i => top[i] * a + under[i] * (1 - a)).concat([1]); };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const behind = el => { const layers = []; for (let e = el; e; e = e.parentElement) {
+      const cs = getComputedStyle(e); const c = rgba(cs.backgroundColor); if (c[3] > 0) layers.push(c); if (c[3] >= 1) break; }
+    let bg = [255, 255, 255, 1]; for (let i = layers.length - 1; i >= 0; i--) bg = over(layers[i], bg); return bg; };
+  const alpha = el => { let a = 1; for (let e = el; e; e = e.parentElement) a *= parseFloat(getComputedStyle(e).opacity); return a; };
+  const out = []; const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); let n;
+  while ((n = w.nextNode())) { const t = n.textContent.trim(); const el = n.parentElement; if (!t || !el) continue;
+    const r = el.getBoundingClientRect(); if (!r.width || !r.height || el.closest('[hidden], :disabled, template')) continue;
+    const cs = getComputedStyle(el); if (cs.visibility === 'hidden') continue;
+    const bg = behind(el); const fgc = rgba(cs.color); const fg = over([fgc[0], fgc[1], fgc[2], fgc[3] * alpha(el)], bg);
+    const a = lum(fg), b = lum(bg); const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(cs.fontSize), bold = parseInt(cs.fontWeight, 10) >= 700;
+    const large = size >= 24 || (bold && size >= 18.66);
+    out.push({text: t.slice(0, 16), ratio: Math.round(ratio * 100) / 100, need: large ? 3 : 4.5}); }
+  return out; }"""
+
+
+@pytest.mark.parametrize("path", ["", "topic/children", "item/sample-water-safety", "search", "wish"])
+def test_every_text_meets_wcag_aa_contrast_as_rendered(screen: Any, box: Any, path: str) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + path)
+    texts = pg.evaluate(CONTRAST_JS)
+    assert texts
+    assert [t for t in texts if t["ratio"] < t["need"]] == []
+
+
+def test_the_children_tile_meets_aa_contrast(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url)
+    tile = [t for t in pg.evaluate(CONTRAST_JS) if t["text"] == "少儿天地"]
+    assert tile and tile[0]["ratio"] >= 4.5  # was 3.0:1 in orange
+
+
+def test_a_usb_import_notice_covers_no_tile_and_goes_at_a_tap(screen: Any, box: Any, tmp_path: Any) -> None:  # noqa: F811
+    import shutil
+
+    from kiosk.library import usb
+    from tests.packages import make_bag
+
+    key = box.cfg.data_dir.parent / "work" / "publisher" / "demo-publisher.pem"
+    rid = f"usb-notice-{screen.size[0]}"
+    bag = make_bag(tmp_path, key=key, record={"id": rid, "title": "U盘送来的节目", "category": "local"})
+    disk = tmp_path / "disk"
+    shutil.copytree(bag, disk / box.cfg.storage.usb_folder / bag.name)
+    usb.import_folder(box.cfg, box.library, disk)
+    pg = screen
+    pg.goto(box.url)
+    pg.wait_for_selector("#notice:not([hidden])", timeout=10000)
+    pg.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    note = pg.locator("#notice").bounding_box()
+    for el in pg.locator(".tile, .card").all():
+        b = el.bounding_box()
+        overlaps = not (b["y"] >= note["y"] + note["height"] or b["y"] + b["height"] <= note["y"])
+        assert not overlaps, el.inner_text()
+    pg.evaluate("window.scrollTo(0, 0)")
+    shot(pg, "usb-notice")
+    pg.tap("#notice")
+    assert pg.locator("#notice").is_hidden()
+    pg.reload()
+    pg.wait_for_timeout(1500)  # a few notice polls: the same words stay away
+    assert pg.locator("#notice").is_hidden()

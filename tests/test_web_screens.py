@@ -110,7 +110,9 @@ def test_search_answers_server_side_too_for_phones(client: Any) -> None:
 def test_an_unknown_page_is_a_calm_404_not_a_traceback(client: Any) -> None:
     r = client.get("/item/no-such-item", environ_base=KIOSK)
     assert r.status_code == 404
-    assert "没有找到这一页" in r.get_data(as_text=True)
+    html = r.get_data(as_text=True)
+    assert "<title>没有这一页</title>" in html and "这一页没有找到" in html
+    assert "请稍等" not in html  # nothing is coming: the villager should not wait
 
 
 def test_a_failing_library_shows_a_calm_page_that_retries(library: Library, tmp_path: Path) -> None:
@@ -216,6 +218,19 @@ print("pypinyin" in sys.modules)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_the_idle_return_forgets_the_visitors_language(client: Any) -> None:
+    client.get("/lang/en?next=/", environ_base=KIOSK)
+    assert "Farming" in page(client, "/")
+    r = client.get("/idle", environ_base=KIOSK)
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+    assert "农业科技" in page(client, "/")
+
+
+def test_an_item_without_a_poster_gives_its_words_the_whole_page(client: Any) -> None:
+    assert '<div class="item noposter">' in page(client, "/item/sample-land-contract")
+    assert '<div class="item">' in page(client, "/item/sample-corn-sowing")
 
 
 def test_every_vendored_file_of_the_pdf_viewer_ships_in_the_package() -> None:

@@ -400,6 +400,14 @@ def service_worker() -> Any:
     return resp
 
 
+@bp.get("/idle")
+def idle() -> Any:
+    """Where the idle timer sends the screen: home, in the box's own language, for the next villager."""
+    resp = make_response(redirect(url_for("screens.home")))
+    resp.delete_cookie(i18n.COOKIE)
+    return resp
+
+
 @bp.get("/lang/<code>")
 def set_language(code: str) -> Any:
     """Switch the screens' language and go back where the villager was."""

@@ -38,7 +38,9 @@
     setTimeout(function () { location.reload(); }, 600000);  // fresh arrivals from the box
   }
 
-  // Idle return: after idleS seconds without a touch, go home and show the attract loop.
+  // Idle return: after idleS seconds without a touch, the next villager gets the box as it
+  // was set up: /idle drops this visitor's language and opens home with the attract loop
+  // (a new page: scroll and open keyboards go with the old one).
   if (idleS > 0 && page !== "attract") {
     var last = Date.now();
     var poke = function () { last = Date.now(); };
@@ -47,35 +49,44 @@
     });
     window.kioskPoke = poke;  // the player calls this while a video plays
     var onHome = page === "home" && !!attract;
+    var visitorChoseLanguage = function () { return /(^|;\s*)lang=/.test(document.cookie); };
     if (onHome) {
-      attract.addEventListener("pointerdown", function (e) {
-        e.preventDefault(); e.stopPropagation();  // this touch wakes the screen; it opens nothing
-        attract.hidden = true; poke();
-      });
-      attract.addEventListener("click", function (e) { e.preventDefault(); e.stopPropagation(); });
+      // This touch wakes the screen and opens nothing: the overlay stays until the tap's
+      // click has landed on it (hiding it earlier lets the click fall through to a tile).
+      var wake = function (e) { e.preventDefault(); e.stopPropagation(); attract.hidden = true; poke(); };
+      attract.addEventListener("click", wake);
+      attract.addEventListener("pointerdown", function (e) { e.preventDefault(); poke(); });
+      attract.addEventListener("touchend", function (e) { e.preventDefault(); wake(e); }, { passive: false });
       try {
         if (sessionStorage.getItem("kiosk-attract")) { sessionStorage.removeItem("kiosk-attract"); showAttract(); }
       } catch (e) { /* no storage: the loop starts at the next idle time */ }
     }
     setInterval(function () {
       if (Date.now() - last < idleS * 1000) return;
-      if (onHome) { if (attract.hidden) showAttract(); return; }
+      if (onHome && !visitorChoseLanguage()) { if (attract.hidden) showAttract(); return; }
       try { sessionStorage.setItem("kiosk-attract", "1"); } catch (e) { /* home, without the loop */ }
-      window.location.replace("/");
+      window.location.replace("/idle");
     }, 500);
   }
 
-  // Notices (a USB import's progress): asked every few seconds, shown at the bottom.
+  // Notices (a USB import's progress): asked every few seconds, shown under the bar. A tap
+  // puts a notice away; the same words do not come back, new ones (the next step) do.
   var notice = document.getElementById("notice");
   if (notice && page !== "play") {
+    var noticeText = notice.querySelector(".text"), putAway = null;
+    try { putAway = sessionStorage.getItem("kiosk-notice-away"); } catch (e) { putAway = null; }
+    notice.addEventListener("click", function () {
+      putAway = noticeText.textContent; notice.hidden = true;
+      try { sessionStorage.setItem("kiosk-notice-away", putAway); } catch (e) { /* shown again next page */ }
+    });
     var ask = function () {
       if (document.hidden) return;
       fetch("/api/v1/notice", { headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : { notice: null }; })
         .then(function (d) {
           var n = d.notice;
-          notice.hidden = !n;
-          if (n) notice.textContent = n.text;
+          notice.hidden = !n || n.text === putAway;
+          if (n) noticeText.textContent = n.text;
         })
         .catch(function () { /* the box is busy or restarting: ask again later */ });
     };
