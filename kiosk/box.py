@@ -11,7 +11,7 @@ import threading
 from typing import Any, Callable
 
 from kiosk import config as config_mod
-from kiosk.serving import WebServer, stop_signals
+from kiosk.serving import WebServer, only_path, stop_signals
 
 __all__ = ["Box", "run", "stop_signals", "wait_for_signal"]
 
@@ -57,6 +57,7 @@ class Box:
         self.scheduler: Any = None
         self.app: Any = None
         self.web: WebServer | None = None
+        self.health: WebServer | None = None
         self._stopped = threading.Event()
 
     @property
@@ -77,8 +78,15 @@ class Box:
             self.library = Library(self.cfg)
         ensure_key(self.cfg)  # the point's own key signs its local content; made on first start
         self.app = create_app(self.cfg, self.hardware, library=self.library, uplink_status=_uplink_status(self.cfg))
-        self.web = WebServer(self.app, self.host, self.port, self.cfg.web.threads, ident="kiosk")
+        web = self.cfg.web
+        self.web = WebServer(self.app, self.host, self.port, web.threads, ident="kiosk",
+                             connection_limit=web.connection_limit, channel_timeout=web.channel_timeout_s,
+                             max_request_body_size=web.max_request_kb * 1024)
         self.port = self.web.port  # port 0 picked a free one
+        # The watchdog's own door: loopback only, /healthz only, so phones holding every
+        # public connection cannot make systemd restart a box that is serving.
+        self.health = WebServer(only_path(self.app, "/healthz"), "127.0.0.1", 0, 1, ident="kiosk-health",
+                                connection_limit=4, channel_timeout=10, max_request_body_size=0)
         if self.with_scheduler:
             try:
                 self.scheduler = _start_scheduler(self.cfg, self.library, self.hardware)
@@ -86,6 +94,16 @@ class Box:
                 log.error("event=scheduler_failed error=%r", e)
         log.info("event=box_started url=%s", self.url)
         return self
+
+    @property
+    def health_url(self) -> str:
+        """The loopback-only /healthz the watchdog asks (empty before start)."""
+        return f"{self.health.url}healthz" if self.health is not None else ""
+
+    def serving(self) -> bool:
+        """Whether the public server's loop runs and its workers take requests."""
+        web = self.web
+        return web is not None and web.serving()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped (or the timeout passed)."""
@@ -95,8 +113,10 @@ class Box:
     def stop(self) -> None:
         """Stop accepting, finish requests in flight, stop the scheduler, close the library."""
         web, self.web = self.web, None
-        if web is not None:
-            web.stop()
+        health, self.health = self.health, None
+        for server in (health, web):
+            if server is not None:
+                server.stop()
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown()
@@ -148,7 +168,7 @@ def run(cfg: config_mod.Config) -> int:
     pinyin.use_child_process()  # the box idles for weeks between ingests: keep pypinyin out of it
     with stop_signals() as stop:
         box = Box(cfg).start()
-        watchdog = service.start_watchdog(box.host, box.port)
+        watchdog = service.start_watchdog(box.health_url, alive=box.serving)
         try:
             asked = wait_for_signal(box, on_ready=lambda: service.notify_ready(f"serving on {box.url}"), stop=stop)
             service.notify_stopping()

@@ -2,9 +2,12 @@
 
 kiosk.service is `Type=notify` with `WatchdogSec=`: systemd waits for READY=1 before it
 starts the screens, and restarts the box when the WATCHDOG=1 pings stop. A ping is sent
-only after the box's own web server answered `GET /healthz` on the loopback, so a process
-that is alive but no longer serves (a wedged server, every worker thread stuck) is
-restarted too. Outside systemd (NOTIFY_SOCKET unset) every function here does nothing.
+only while the public server's loop runs and its workers take requests, and the app
+answered `GET /healthz` on a listener of its own (loopback only), so a process that is
+alive but no longer serves (a wedged server, every worker thread stuck) is restarted,
+while phones holding every public connection (110 idle ones silenced the public /healthz
+for 8 s) are not a reason to restart. Outside systemd (NOTIFY_SOCKET unset) every
+function here does nothing.
 """
 
 from __future__ import annotations
@@ -70,17 +73,6 @@ def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
     return value / 1_000_000 / 2 if value > 0 else None
 
 
-def healthz_url(host: str, port: int) -> str:
-    """The loopback URL of the box's own /healthz, whatever address it listens on."""
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}/healthz"
-
-
 # An opener without proxies: a proxy set in the environment must never see loopback checks.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -130,10 +122,12 @@ class Watchdog:
             self._stop.wait(self._interval)
 
 
-def start_watchdog(host: str, port: int, env: Mapping[str, str] | None = None) -> Watchdog | None:
-    """Start the watchdog thread when systemd asked for one; None otherwise."""
+def start_watchdog(url: str, env: Mapping[str, str] | None = None,
+                   alive: Callable[[], bool] = lambda: True) -> Watchdog | None:
+    """Start the watchdog thread when systemd asked for one; None otherwise.
+
+    It pings while `alive()` holds and `url` (a /healthz) answers 200."""
     interval = watchdog_interval(env)
     if interval is None:
         return None
-    url = healthz_url(host, port)
-    return Watchdog(lambda: check_health(url, timeout=min(CHECK_TIMEOUT_S, interval)), interval).start()
+    return Watchdog(lambda: alive() and check_health(url, timeout=min(CHECK_TIMEOUT_S, interval)), interval).start()

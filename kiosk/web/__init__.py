@@ -67,6 +67,8 @@ def create_app(
     app = Flask(__name__)
     app.config["KIOSK"] = cfg
     app.config["SECRET_KEY"] = _secret_key(cfg)
+    # waitress refuses a larger body before reading it; this covers the app behind any other server
+    app.config["MAX_CONTENT_LENGTH"] = cfg.web.max_request_kb * 1024
     app.config["JSON_AS_ASCII"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if library is None:
