@@ -313,6 +313,19 @@ def cmd_admin_set_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin_setup_code(args: argparse.Namespace) -> int:
+    """Print the one-time code that lets the device page set its first password."""
+    from kiosk.web import auth
+
+    cfg = _config(args)
+    if auth.has_password(cfg):
+        raise KioskError("the device page's password is set already; the setup code is only for the first visit "
+                         "(to replace the password use `kiosk admin set-password`)")
+    code = auth.setup_code(cfg)
+    print(f"设置码 setup code: {code[:3]} {code[3:]}")
+    return 0
+
+
 def cmd_uplink_export(args: argparse.Namespace) -> int:
     """Write the heartbeat outbox to a folder (a USB disk) for the centre to import."""
     from kiosk import uplink
@@ -504,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     adm = sub.add_parser("admin", help="the device page")
     adm_sub = adm.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
     add(adm_sub, "set-password", cmd_admin_set_password, "set the device page's password, read from standard input")
+    add(adm_sub, "setup-code", cmd_admin_setup_code, "print the one-time code the device page's first visit asks for")
 
     up = sub.add_parser("uplink", help="reports to the county centre")
     up_sub = up.add_subparsers(dest="uplink_command", metavar="ACTION", required=True)

@@ -82,7 +82,9 @@ def test_the_first_visit_sets_the_password_and_logs_in(client, box):
     cfg = box[0]
     page = client.get("/admin/")
     assert page.status_code == 401 and 'name="password2"' in page.text
-    r = client.post("/admin/setup", data={"csrf": csrf_of(page.text), "password": PASSWORD, "password2": PASSWORD})
+    assert auth.setup_code(cfg) in page.text  # the box's own screen shows the one-time code
+    r = client.post("/admin/setup", data={"csrf": csrf_of(page.text), "code": auth.setup_code(cfg),
+                                          "password": PASSWORD, "password2": PASSWORD})
     assert r.status_code == 302
     assert "设备状况" in client.get("/admin/").text
     assert auth.check_password(cfg, PASSWORD)
@@ -94,7 +96,7 @@ def test_once_set_the_password_cannot_be_set_again_from_the_page(client, box):
     cfg = box[0]
     auth.set_password(cfg, PASSWORD)
     token = csrf_of(client.get("/admin/login").text)
-    r = client.post("/admin/setup", data={"csrf": token, "password": "takeover1", "password2": "takeover1"})
+    r = client.post("/admin/setup", data={"csrf": token, "code": auth.setup_code(cfg), "password": "takeover1", "password2": "takeover1"})
     assert r.status_code == 409
     assert auth.check_password(cfg, PASSWORD) and not auth.check_password(cfg, "takeover1")
 

@@ -138,3 +138,31 @@ def test_the_page_works_on_a_phone_sized_screen(browser, box):
     assert small == 0
     _shot(page, "phone")
     ctx.close()
+
+
+def test_holding_the_top_right_corner_of_the_touch_screen_opens_the_login(browser, box):
+    ctx = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
+    page = ctx.new_page()
+    page.goto(box["url"] + "/")
+    page.mouse.move(790, 10)
+    page.mouse.down()
+    page.mouse.up()  # a tap does what it always did
+    page.wait_for_timeout(3500)
+    assert "/admin" not in page.url
+    page.goto(box["url"] + "/")
+    page.mouse.move(790, 10)
+    page.mouse.down()
+    page.wait_for_url("**/admin/login", timeout=10000)
+    page.mouse.up()
+    assert page.locator("#keypad").count() == 1  # the box has no keyboard: one on the screen
+    page.click('input[name="password"]')
+    for ch in "dongfeng":
+        page.click(f'#keypad [data-key="{ch}"]')
+    page.click('#keypad [data-key="-"]')
+    for ch in "2024":
+        page.click(f'#keypad [data-key="{ch}"]')
+    assert page.input_value('input[name="password"]') == PASSWORD
+    _shot(page, "box-login-800x480")
+    page.click('button[type="submit"]')
+    page.wait_for_selector("#glance")
+    ctx.close()

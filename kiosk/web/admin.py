@@ -24,6 +24,7 @@ from flask import (
 from kiosk.device import Readings, health, history, power
 from kiosk.errors import KioskError, NotFound
 from kiosk.web import auth, channels, sparklines
+from kiosk.web.screens import on_kiosk_screen
 from kiosk.web.channels import CHANNEL_WORDS  # noqa: F401 (tests and docs read it here)
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,8 @@ def _admin_size(n: float | None) -> str:
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
     cfg = _cfg()
-    body = render_template(template, point=cfg.point, csrf=auth.csrf_token(), **context)
+    body = render_template(template, point=cfg.point, csrf=auth.csrf_token(), kiosk_screen=on_kiosk_screen(),
+                           idle_s=cfg.web.idle_return_s, admin_in=auth.logged_in(cfg), **context)
     resp = current_app.make_response((body, status))
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -196,8 +198,18 @@ def _guard() -> Any:
 
 
 def _login_page(status: int = 200, error: str = "", error_en: str = "") -> Response:
-    first = not auth.has_password(_cfg())
-    return _page("admin/login.html", status, first=first, error=error, error_en=error_en)
+    cfg = _cfg()
+    first = not auth.has_password(cfg)
+    on_box = on_kiosk_screen()
+    # The box's own screen shows the setup code: whoever stands at the box may set the first password.
+    code = auth.setup_code(cfg) if first and on_box else ""
+    return _page("admin/login.html", status, first=first, error=error, error_en=error_en, setup_code=code,
+                 min_password=auth.MIN_PASSWORD)
+
+
+def _too_many(wait: float) -> Response:
+    minutes = int(wait // 60) + 1
+    return _login_page(429, f"输错的次数太多，请 {minutes} 分钟后再试。", f"Too many wrong tries; try again in {minutes} min.")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -209,8 +221,7 @@ def login() -> Any:
     who = request.remote_addr or "?"
     wait = _limiter().blocked(who)
     if wait:
-        minutes = int(wait // 60) + 1
-        return _login_page(429, f"密码错误次数太多，请 {minutes} 分钟后再试。", f"Too many wrong passwords; try again in {minutes} min.")
+        return _too_many(wait)
     if not auth.check_password(cfg, request.form.get("password", "")):
         _limiter().failed(who)
         log.warning("event=admin_login_failed addr=%s", who)
@@ -221,28 +232,70 @@ def login() -> Any:
     return redirect(url_for("admin.index"))
 
 
+SETUP_KEY = "setup-code"  # wrong setup codes from any phone also count together: the code is short
+
+
 @bp.post("/setup")
 def setup() -> Any:
-    """First visit: set the password (only while none is set)."""
+    """First visit: set the password with the one-time setup code (only while none is set)."""
     cfg = _cfg()
     if auth.has_password(cfg):
         return _login_page(409, "密码已经设置过了，请直接登录。", "A password is already set; please log in.")
+    who = request.remote_addr or "?"
+    keys = [who] if on_kiosk_screen() else [who, SETUP_KEY]
+    wait = max(_limiter().blocked(k) for k in keys)
+    if wait:
+        return _too_many(wait)
+    if not auth.setup_code_ok(cfg, request.form.get("code")):
+        for k in keys:
+            _limiter().failed(k)
+        log.warning("event=admin_setup_code_refused addr=%s", who)
+        return _login_page(403, "设置码不对。请看设备触摸屏上显示的设置码。", "Wrong setup code. Read it on the box's own screen.")
     pw, again = request.form.get("password", ""), request.form.get("password2", "")
     if pw != again:
         return _login_page(400, "两次输入的密码不一样，请重新输入。", "The two passwords differ; please type them again.")
     try:
-        auth.set_password(cfg, pw)
+        won = auth.set_first_password(cfg, pw)
     except auth.PasswordRefused:
-        return _login_page(400, f"密码至少要 {auth.MIN_PASSWORD} 个字。", f"The password needs at least {auth.MIN_PASSWORD} characters.")
+        return _login_page(400, f"密码至少要 {auth.MIN_PASSWORD} 个字，前后不能有空格。",
+                           f"The password needs at least {auth.MIN_PASSWORD} characters and no space at either end.")
+    if not won:
+        return _login_page(409, "密码已经设置过了，请直接登录。", "A password is already set; please log in.")
     auth.log_in(cfg)
+    log.info("event=admin_setup addr=%s", who)
     return redirect(url_for("admin.index"))
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    """End the session."""
-    auth.log_out()
-    return redirect(url_for("admin.login"))
+    """End the administrator's sessions (on every device)."""
+    auth.log_out(_cfg())
+    return redirect("/" if on_kiosk_screen() else url_for("admin.login"))
+
+
+@bp.post("/password")
+def change_password() -> Any:
+    """A new password: the old one first; every other session ends."""
+    cfg = _cfg()
+    who = request.remote_addr or "?"
+    wait = _limiter().blocked(who)
+    if wait:
+        flash(f"输错的次数太多，请 {int(wait // 60) + 1} 分钟后再试。", "fault")
+    elif not auth.check_password(cfg, request.form.get("old", "")):
+        _limiter().failed(who)
+        flash("原来的密码不对，密码没有改。", "fault")
+    elif request.form.get("password", "") != request.form.get("password2", ""):
+        flash("两次输入的新密码不一样，密码没有改。", "fault")
+    else:
+        try:
+            auth.set_password(cfg, request.form.get("password", ""))
+        except auth.PasswordRefused:
+            flash(f"新密码至少要 {auth.MIN_PASSWORD} 个字，前后不能有空格。密码没有改。", "fault")
+        else:
+            auth.log_in(cfg)  # this session goes on; every other one has ended
+            flash("密码已经改好。其他手机要用新密码重新登录。", "ok")
+            log.info("event=admin_password_changed addr=%s", who)
+    return redirect(url_for("admin.index") + "#password")
 
 
 # --- the device page -------------------------------------------------------------------
