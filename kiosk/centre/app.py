@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from kiosk import clock
 from kiosk import config as config_mod
-from kiosk.centre import api, auth, stats, status, views
+from kiosk.centre import api, auth, facts, stats, status, views
 from kiosk.centre.metrics import Metrics
 from kiosk.centre.publish import Publisher
 from kiosk.centre.store import Store
@@ -58,6 +58,8 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         csrf_token=auth.csrf_token, staff=auth.staff, COLOURS=status.COLOURS,
         LABELS_ZH=status.LABELS_ZH, LABELS_EN=status.LABELS_EN, EVENTS_ZH=status.EVENTS_ZH,
     )
+    app.jinja_env.globals.update(fact=facts.fact, fact_rows=facts.rows, HEALTH_FACTS=facts.HEALTH, CONTENT_FACTS=facts.CONTENT)
+    app.jinja_env.filters.update(celsius=facts.celsius, percent=facts.percent, detail=facts.detail, when=facts.moment)
     app.jinja_env.filters["dt"] = stats.local_time
     app.jinja_env.filters["ago"] = _ago
     app.jinja_env.filters["topic"] = stats.topic_name

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk import clock, wire
+from kiosk.centre import schema
 from kiosk.centre.store import Store
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def receive(
         log.info("heartbeat refused point=%s reason=clock skew_s=%d", point_id, ts - now)
         return refuse(401, "clock", f"timestamp {ts} is more than {wire.MAX_SKEW_S} s from the centre's clock", now)
     try:
-        reports = wire.decode_batch(body)
+        reports = schema.check_batch(wire.decode_batch(body))
     except wire.WireError as e:
         code = "too_large" if e.status == 413 else "not_gzip" if "gzip" in str(e) else "bad_json" if "JSON" in str(e) else "bad_report"
         log.warning("heartbeat refused point=%s reason=%s", point_id, code)

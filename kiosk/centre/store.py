@@ -147,24 +147,17 @@ class Store:
                 _insert_rows(cur, "plays (point, seq, category, month, opens, plays)", plays, "(point, seq, category)")
                 _insert_rows(cur, "requests (point, rid, seq, at, month, topic, text)", asks, "(point, rid)")
                 newest = by_seq[max(new)]
-                cur.execute(
-                    "UPDATE points SET last_seen = ?, "
-                    "last_seq = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_seq END, "
-                    "last_box_time = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_box_time END, "
-                    "last_health = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_health END, "
-                    "last_content = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE last_content END, "
-                    "software = CASE WHEN last_seq IS NULL OR last_seq < ? THEN ? ELSE software END "
-                    "WHERE id = ?",
-                    (
-                        received_at,
-                        max(new), max(new),
-                        max(new), _num(_box_time(newest)),
-                        max(new), _json(newest.get("health")),
-                        max(new), _json(newest.get("content")),
-                        max(new), str(newest.get("software") or newest.get("version") or ""),
-                        point_id,
-                    ),
-                )
+                if _takes_over(cur, point_id, max(new), received_at):
+                    cur.execute(
+                        "UPDATE points SET last_seen = ?, last_seq = ?, last_box_time = ?, last_health = ?, "
+                        "last_content = ?, software = ? WHERE id = ?",
+                        (
+                            received_at, max(new), _num(_box_time(newest)), _json(newest.get("health")),
+                            _json(newest.get("content")), _software(newest.get("software")), point_id,
+                        ),
+                    )
+                else:
+                    cur.execute("UPDATE points SET last_seen = ? WHERE id = ?", (received_at, point_id))
         return sorted(by_seq), len(new)
 
     def reports(self, point_id: str, since: float, limit: int = 20000) -> list[dict[str, Any]]:
@@ -243,6 +236,34 @@ class Store:
 
 
 # --- turning reports into rows ------------------------------------------------------------
+
+LATEST_HOLD_S = MAX_SKEW_S  # a point's latest state gives way to a lower sequence number after this
+
+
+def _takes_over(cur: Any, point_id: str, seq: int, received_at: float) -> bool:
+    """Whether the newest report of a batch becomes the point's latest state.
+
+    The higher sequence number wins, as a box sends them in order; but the state a report
+    set holds for LATEST_HOLD_S of the centre's time at most against lower numbers. So a
+    backlog arriving just after the newest reports (a box sends those first) does not
+    replace them, while neither a report with an absurd sequence number (2^62) nor a box
+    whose sequence started again (a new SD card) can pin the state for longer.
+    """
+    row = cur.execute(
+        "SELECT p.last_seq, r.received_at FROM points p LEFT JOIN reports r ON r.point = p.id AND r.seq = p.last_seq "
+        "WHERE p.id = ?",
+        (point_id,),
+    ).fetchone()
+    if row is None or row[0] is None or seq > row[0]:
+        return True
+    return row[1] is None or row[1] < received_at - LATEST_HOLD_S
+
+
+def _software(value: Any) -> str:
+    """The software version a report names (a string, or {"version", "state"})."""
+    if isinstance(value, dict):
+        value = value.get("version")
+    return str(value or "")[:64]
 
 
 def _insert_rows(cur: Any, target: str, rows: list[tuple[Any, ...]], key: str) -> None:

@@ -77,6 +77,7 @@ def point(point_id: str) -> Any:
         abort(404, description=f"no point {point_id}")
     rules = store.rules(c["config"])
     p["status"] = rules.status(p["last_seen"], now)
+    p["quiet_s"] = None if p["last_seen"] is None else max(0.0, now - p["last_seen"])
     reports = store.reports(point_id, now - 30 * 86400)
     svg = {
         "strip": Markup(charts.uptime_strip(reports, now, since=min([p["enrolled_at"]] + [r["at"] for r in reports[:1]]))),
