@@ -258,3 +258,74 @@ def test_a_usb_import_notice_covers_no_tile_and_goes_at_a_tap(screen: Any, box: 
     pg.reload()
     pg.wait_for_timeout(1500)  # a few notice polls: the same words stay away
     assert pg.locator("#notice").is_hidden()
+
+
+# 5. the player ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def strict_browser(browser: Any) -> Iterator[Any]:  # noqa: F811
+    """Chromium with its ordinary autoplay policy: only a real tap may start sound."""
+    from tests.test_screens_browser import ARGS, CHROMIUM
+
+    b = browser.browser_type.launch(executable_path=CHROMIUM, args=[a for a in ARGS if not a.startswith("--autoplay-policy")])
+    yield b
+    b.close()
+
+
+PLAYING = "(() => { const v = document.getElementById('player'); return !v.paused && v.currentTime > 0.3; })()"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_one_tap_on_play_starts_the_video(strict_browser: Any, box: Any, size: Any) -> None:  # noqa: F811
+    ctx = context(strict_browser, *size)
+    pg = ctx.new_page()
+    pg.size = size
+    try:
+        pg.goto(box.url + "item/sample-pig-farming")
+        pg.tap("#open")  # the only tap
+        pg.wait_for_url("**/play/sample-pig-farming")
+        pg.wait_for_function(PLAYING, timeout=15000)
+        assert no_sideways_scroll(pg)
+        small = pg.evaluate("""() => [...document.querySelectorAll('.controls .btn, #seek')].map(e => e.getBoundingClientRect())
+          .filter(r => r.width < 48 || r.height < 48).length""")
+        assert small == 0
+        # Every control says in words what it does; the play button says what a tap will do now.
+        words = [b.inner_text().strip() for b in pg.locator(".controls .btn").all()]
+        assert all(words) and "暂停" in words and "小声" in words and "大声" in words
+        shot(pg, "player-playing")
+    finally:
+        ctx.close()
+
+
+def test_volume_goes_down_and_up_and_says_how_loud(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + "play/sample-pig-farming")
+    pg.wait_for_function("document.getElementById('player').readyState >= 1")
+    start = pg.evaluate("document.getElementById('player').volume")
+    pg.tap("#quieter")
+    assert pg.evaluate("document.getElementById('player').volume") == pytest.approx(start - 0.2)
+    assert pg.inner_text("#volume") == f"音量 {round((start - 0.2) * 100)}%"
+    pg.tap("#louder")
+    pg.tap("#louder")
+    assert pg.evaluate("document.getElementById('player').volume") == pytest.approx(min(1.0, start + 0.2))
+
+
+def test_a_resumed_video_says_from_where_and_can_start_over(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + "play/sample-pig-farming")
+    pg.wait_for_function("document.getElementById('player').readyState >= 1")
+    pg.evaluate("document.getElementById('player').pause()")
+    bar = pg.locator("#seek").bounding_box()
+    pg.mouse.click(bar["x"] + bar["width"] * 0.6, bar["y"] + bar["height"] / 2)
+    pg.wait_for_function("document.getElementById('player').currentTime > 5")
+    pg.goto(box.url + "item/sample-pig-farming")
+    pg.tap("#open")
+    pg.wait_for_selector("#resumed:not([hidden])", timeout=15000)
+    said = pg.inner_text("#resumedtext")
+    assert said.startswith("从 0:0") and said.endswith("接着播放"), said
+    assert pg.evaluate("document.getElementById('player').currentTime") > 4
+    shot(pg, "player-resumed")
+    pg.tap("#fromstart")
+    assert pg.evaluate("document.getElementById('player').currentTime") < 2
+    assert pg.locator("#resumed").is_hidden()
+    pg.wait_for_function(PLAYING, timeout=15000)

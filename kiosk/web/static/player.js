@@ -1,4 +1,5 @@
-/* The full-screen player: big controls, seek, and it resumes where this screen left off. */
+/* The full-screen player: it starts at once (播放 was the one tap), resumes where this screen left
+   off and says so, with a way back to the start; big controls with words, and volume. */
 (function () {
   "use strict";
   var stage = document.getElementById("stage");
@@ -7,7 +8,9 @@
   var key = "pos:" + stage.getAttribute("data-item") + ":" + stage.getAttribute("data-version");
   var seek = document.getElementById("seek"), time = document.getElementById("time");
   var toggle = document.getElementById("toggle");
-  var iPlay = toggle.querySelector(".i-play"), iPause = toggle.querySelector(".i-pause");
+  var iPlay = toggle.querySelector(".i-play"), iPause = toggle.querySelector(".i-pause"), word = toggle.querySelector(".word");
+  var resumed = document.getElementById("resumed"), bigPlay = document.getElementById("bigplay");
+  var volume = document.getElementById("volume");
   var dragging = false, playedFrom = null, played = 0, reported = false;
 
   var fmt = function (s) {
@@ -21,7 +24,8 @@
     if (!dragging && d) seek.value = Math.round((v.currentTime / d) * 1000);
     time.textContent = fmt(v.currentTime) + " / " + fmt(d);
     iPlay.hidden = !v.paused; iPause.hidden = v.paused;
-    toggle.setAttribute("aria-label", toggle.getAttribute(v.paused ? "data-play" : "data-pause"));
+    word.textContent = toggle.getAttribute(v.paused ? "data-play" : "data-pause");
+    if (!v.paused) bigPlay.hidden = true;
   };
   var save = function () {
     try {
@@ -52,12 +56,24 @@
   };
   setInterval(function () { if (!v.paused) report(false); }, 60000);
 
+  // Start playing now; should the browser want a touch first, one big button asks for it.
+  var start = function () { v.play().catch(function () { bigPlay.hidden = false; }); };
+  bigPlay.addEventListener("click", function () { bigPlay.hidden = true; v.play().catch(function () {}); });
   var resume = function () {
     var saved = 0;
     try { saved = parseFloat(localStorage.getItem(key) || "0"); } catch (e) { saved = 0; }
-    if (saved > 0 && saved < v.duration - 3) v.currentTime = saved;
+    if (saved > 0 && saved < v.duration - 3) {
+      v.currentTime = saved;
+      document.getElementById("resumedtext").textContent = resumed.getAttribute("data-fmt").replace("{t}", fmt(saved));
+      resumed.hidden = false;
+      setTimeout(function () { resumed.hidden = true; }, 10000);
+    }
     render();
+    start();
   };
+  document.getElementById("fromstart").addEventListener("click", function () {
+    v.currentTime = 0; resumed.hidden = true; if (v.paused) start();
+  });
   // The metadata may already be here (a cached video) before this script runs.
   if (v.readyState >= 1) resume(); else v.addEventListener("loadedmetadata", resume, { once: true });
   v.addEventListener("timeupdate", function () {
@@ -78,6 +94,12 @@
   document.getElementById("fwd").addEventListener("click", function () { v.currentTime = Math.min(v.duration || 0, v.currentTime + 10); });
   seek.addEventListener("input", function () { dragging = true; if (v.duration) time.textContent = fmt(seek.value / 1000 * v.duration) + " / " + fmt(v.duration); });
   seek.addEventListener("change", function () { dragging = false; if (v.duration) v.currentTime = seek.value / 1000 * v.duration; });
+  var showVolume = function () { volume.textContent = volume.getAttribute("data-fmt").replace("{n}", Math.round(v.volume * 100)); };
+  var louder = function (by) { v.muted = false; v.volume = Math.min(1, Math.max(0, Math.round((v.volume + by) * 10) / 10)); showVolume(); };
+  document.getElementById("quieter").addEventListener("click", function () { louder(-0.2); });
+  document.getElementById("louder").addEventListener("click", function () { louder(0.2); });
+  v.volume = 0.8;  // every visitor starts at the same comfortable level, with room to go up
+  showVolume();
   document.getElementById("full").addEventListener("click", function () {
     if (document.fullscreenElement) document.exitFullscreen();
     else if (stage.requestFullscreen) stage.requestFullscreen().catch(function () {});
