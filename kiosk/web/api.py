@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__)
 
+MAX_PLAY_S = 86_400  # one report covers one screen's play: never more than a day
+
 MAX_LIMIT = 200
 
 
@@ -115,12 +117,19 @@ def plays() -> Any:
     """The screens report how long a video or audio was played (anonymous)."""
     if not same_origin():
         abort(403, description="cross-site request")
-    data = request.get_json(silent=True, force=True) or {}
+    try:
+        data = request.get_json(silent=True, force=True) or {}
+    except RecursionError:  # nesting deeper than the parser goes: not a report of ours
+        abort(400, description="the body is nested too deeply")
+    if not isinstance(data, dict):
+        abort(400, description="the body must be a JSON object")
     item_id = str(data.get("item") or "")
     try:
         seconds = float(data.get("seconds") or 0)
     except (TypeError, ValueError):
         abort(400, description="seconds must be a number")
+    if not 0 <= seconds <= MAX_PLAY_S:  # NaN fails this too
+        abort(400, description=f"seconds must be between 0 and {MAX_PLAY_S}")
     try:
         it = _part("library").item(item_id)
     except NotFound:

@@ -50,12 +50,19 @@ def content_type(path: str, declared: str | None = None) -> str:
     return mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 
+def _number(digits: str) -> str:
+    """A Range number no longer than 19 digits: a longer one (5,000 digits) is past any file anyway,
+    and Python refuses to convert more than 4,300 digits."""
+    digits = digits.lstrip("0") or ("0" if digits else "")
+    return digits if len(digits) <= 19 else "9" * 19
+
+
 def resolve_range(header: str, length: int) -> tuple[int, int] | None | bool:
     """One byte range as (first, last) inclusive; None to ignore the header; False when unsatisfiable."""
     m = _RANGE.fullmatch(header)
     if not m or length <= 0:
         return None  # malformed, several ranges, other units, or an empty file: send it whole
-    first, last = m.group(1), m.group(2)
+    first, last = _number(m.group(1)), _number(m.group(2))
     if first == "" and last == "":
         return None
     if first == "":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import threading
 from collections import OrderedDict
 from functools import wraps
@@ -27,6 +28,11 @@ from kiosk.web.speech import SpeechUnavailable
 log = logging.getLogger(__name__)
 
 bp = Blueprint("screens", __name__)
+
+MAX_PAGE = 100_000
+# A path on this box: one leading slash (not "//" or "/\\", which browsers take for another
+# host), and no control character or backslash anywhere.
+_OWN_PAGE = re.compile(r"/(?![/\\])[^\x00-\x1f\x7f\\]*")
 
 TOPICS = CATEGORIES + ("other",)
 PAGE_SIZE = 24
@@ -270,6 +276,8 @@ def topic(slug: str) -> Any:
     if slug not in TOPICS:
         abort(404)
     page = max(1, request.args.get("page", 1, type=int) or 1)
+    if page > MAX_PAGE:
+        abort(404)  # far past the last page (a huge number would overflow the catalogue's integers)
     found = _part("library").items(category=slug, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     return _render("topic.html", slug=slug, items=found[:PAGE_SIZE], page=page, has_next=len(found) > PAGE_SIZE)
 
@@ -415,8 +423,8 @@ def set_language(code: str) -> Any:
         abort(404)
     nxt = request.args.get("next") or "/"
     parts = urlsplit(nxt)
-    if parts.scheme or parts.netloc or not nxt.startswith("/"):
-        nxt = "/"  # only our own pages: never an open redirect
+    if parts.scheme or parts.netloc or not _OWN_PAGE.fullmatch(nxt):
+        nxt = "/"  # only our own pages: never an open redirect, never a control character in a header
     resp = make_response(redirect(nxt))
     resp.set_cookie(i18n.COOKIE, code, max_age=365 * 86400, samesite="Lax")
     return resp
