@@ -380,7 +380,7 @@ def cmd_centre_enroll(args: argparse.Namespace) -> int:
     """Enrol a point; print its id and secret."""
     store = _centre_store(args)
     already = store.secret(args.point_id) is not None
-    secret = store.enroll(args.point_id, name=args.name, township=args.township)
+    secret = store.enroll(args.point_id, name=args.name, township=args.township, county=args.county)
     if already:  # re-enrolling is how a replaced box gets a secret, but the old box is cut off
         print(f"kiosk: point {args.point_id} was already enrolled; its old secret no longer works", file=sys.stderr)
     if args.json:
@@ -399,12 +399,12 @@ def cmd_centre_points(args: argparse.Namespace) -> int:
     store = _centre_store(args)
     points = stats.overview(store, store.rules(cfg), clock.now())
     if args.json:
-        keys = ("id", "name", "township", "status", "last_seen", "last_seq")
+        keys = ("id", "name", "county", "township", "status", "last_seen", "last_seq")
         _print_json([{k: p[k] for k in keys} for p in points])
         return 0
     for p in points:
         seen = stats.local_time(p["last_seen"]) or "-"
-        print(f"{p['id']:<24} {p['status']:<8} {seen:<17} {p['township']} {p['name']}")
+        print(f"{p['id']:<24} {p['status']:<8} {seen:<17} {p['county']} {p['township']} {p['name']}")
     return 0
 
 
@@ -451,12 +451,20 @@ def cmd_centre_add_user(args: argparse.Namespace) -> int:
         password = getpass.getpass("密码 password: ")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    _centre_store(args).set_user(args.username, password)
-    print(f"login {args.username} saved")
+    _centre_store(args).set_user(args.username, password, scope=args.scope)
+    print(f"login {args.username} saved (scope {args.scope})")
+    return 0
+
+
+def cmd_centre_token_add(args: argparse.Namespace) -> int:
+    """Make an API token for scripts; print it (it is shown once)."""
+    print(_centre_store(args).new_token(args.name, scope=args.scope))
     return 0
 
 
 # --- argument parsing ----------------------------------------------------------
+
+_SCOPE_HELP = "what it may see and act on: province, county:<name> or township:<county>/<name> (default province)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -532,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("point_id", metavar="POINT_ID")
     p.add_argument("--name", default="", help="the point's name")
     p.add_argument("--township", default="", help="the township it belongs to")
+    p.add_argument("--county", default="", help="the county it belongs to (default: centre.county)")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p = add(cen_sub, "points", cmd_centre_points, "every point with its status")
     p.add_argument("--json", action="store_true", help="print as JSON")
@@ -545,6 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=5.0, help="seconds between live rounds (default 5)")
     p = add(cen_sub, "add-user", cmd_centre_add_user, "add a staff login; the password is read from standard input")
     p.add_argument("username")
+    p.add_argument("--scope", default="province", help=_SCOPE_HELP)
+    tok = cen_sub.add_parser("token", help="API tokens for scripts (Authorization: Bearer <token>)")
+    tok_sub = tok.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    p = add(tok_sub, "add", cmd_centre_token_add, "make an API token and print it (shown once)")
+    p.add_argument("name")
+    p.add_argument("--scope", default="province", help=_SCOPE_HELP)
     return parser
 
 

@@ -100,6 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("centre.host", str, "0.0.0.0", "Address the centre listens on."),
     _s("centre.port", int, 8090, "Port of the centre."),
     _s("centre.offline_after_s", int, 900, "A point is offline once nothing has arrived for this long."),
+    _s("centre.county", str, "", "The county (县) this centre serves: points enrolled without --county, and points enrolled before counties existed, belong to it (empty for a province centre)."),
+    _s("centre.report_retention_days", int, 90, "Raw reports are kept this many days; their daily roll-ups (per point and day) are kept for good."),
     _s("centre.publisher_key", str, "", "The centre's publisher private key (PEM) for signing packages (default: <data_dir>/publisher.pem)."),
     # telecom content sync (box side)
     _s("sync.enabled", bool, True, "Fetch packages from the centre's index when centre.url is set."),

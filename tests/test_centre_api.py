@@ -171,8 +171,9 @@ def test_the_points_api_answers_staff_and_api_tokens_only(centre) -> None:
     token = store.new_token("monitor")
     r = client.get("/api/v1/points", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
-    assert [(p["id"], p["township"], p["status"]) for p in r.json] == [("p1", "城关镇", "online")]
-    assert r.json[0]["last_seen"] == pytest.approx(clock.now(), abs=5)
+    assert r.json["total"] == 1 and r.json["page"] == 1
+    assert [(p["id"], p["township"], p["status"]) for p in r.json["points"]] == [("p1", "城关镇", "online")]
+    assert r.json["points"][0]["last_seen"] == pytest.approx(clock.now(), abs=5)
 
 
 def test_metrics_are_in_the_prometheus_text_format(centre) -> None:

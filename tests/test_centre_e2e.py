@@ -80,9 +80,9 @@ class Centre:
             store = Store(self.db)
             self.token = store.new_token("e2e")
             store.close()
-        r = requests.get(self.url + "/api/v1/points", headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
-        assert r.status_code == 200
-        return {p["id"]: p for p in r.json()}
+        r = requests.get(self.url + "/api/v1/points?per_page=100", headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+        assert r.status_code == 200 and r.json()["total"] <= 100
+        return {p["id"]: p for p in r.json()["points"]}
 
     def points(self) -> dict[str, dict[str, Any]]:
         out = self.kiosk("centre", "points", "--json")
@@ -237,7 +237,7 @@ def test_kiosk_demo_starts_a_centre_with_simulated_points_and_the_demo_box_repor
         staff.post(urls["centre"] + "login", data={"username": CENTRE_USER, "password": CENTRE_PASSWORD, "csrf_token": token}, timeout=10)
         seen: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            seen = {p["id"]: p for p in staff.get(urls["centre"] + "api/v1/points", timeout=10).json()}
+            seen = {p["id"]: p for p in staff.get(urls["centre"] + "api/v1/points?per_page=100", timeout=10).json()["points"]}
             if seen.get("demo-0001", {}).get("status") == "online" and seen.get("sim-0001", {}).get("status") == "online":
                 break
             time.sleep(1)

@@ -154,17 +154,3 @@ def test_a_literal_percent_sign_in_a_query_means_itself_on_both_backends(store: 
     store.enroll("other")
     assert store.db.query("SELECT id FROM points WHERE id LIKE 'storm-%'") == [("storm-1",)]
     assert store.db.query("SELECT id FROM points WHERE id LIKE ?", ("oth%",)) == [("other",)]
-
-
-def test_a_store_made_before_a_column_was_added_gets_it_when_opened(db_url: str) -> None:  # noqa: F811
-    s = Store(db_url)
-    with s.db.transaction() as cur:
-        cur.execute("ALTER TABLE reports DROP COLUMN detail")
-    s.close()
-    s = Store(db_url)
-    try:
-        s.enroll("p1")
-        s.ingest("p1", [report("p1", 1, kind="event", event="boot", detail={"reason": "power"})])
-        assert s.events("p1")[0]["detail"] == {"reason": "power"}
-    finally:
-        s.close()

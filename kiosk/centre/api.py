@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kiosk import clock, wire
-from kiosk.centre import ingest, stats
-from kiosk.centre.auth import staff_or_token
+from kiosk.centre import ingest, summary
+from kiosk.centre.auth import requested_node, staff_or_token
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,26 @@ def _database_error(e: Exception) -> bool:
 @bp.get("/points")
 @staff_or_token
 def points() -> Any:
-    """Every point: id, name, township, status, last_seen (centre time, unix seconds)."""
+    """A page of the points of a node (?county=&township=&status=&q=&offline_hours=&page=&per_page=)."""
     c = _centre()
-    now = clock.now()
-    rows = stats.overview(c["store"], c["store"].rules(c["config"]), now)
-    keys = ("id", "name", "township", "status", "last_seen", "alert", "last_seq", "software")
-    return jsonify([{k: p[k] for k in keys} for p in rows])
+    node = requested_node()
+    try:
+        filters = summary.parse_filters(request.args)
+    except summary.BadQuery as e:
+        abort(400, description=str(e))
+    result = summary.points_page(c["store"], c["store"].rules(c["config"]), clock.now(), node, **filters)
+    keys = ("id", "name", "county", "township", "status", "last_seen", "alert", "last_seq", "software")
+    result["points"] = [{k: p[k] for k in keys} for p in result["points"]]
+    return jsonify(result)
+
+
+@bp.get("/summary")
+@staff_or_token
+def summary_counts() -> Any:
+    """Counts by status for each child of a node (?county=&township=), the worst first."""
+    c = _centre()
+    node = requested_node()
+    return jsonify(summary.summary(c["store"], c["store"].rules(c["config"]), clock.now(), node))
 
 
 @bp.get("/packages/index.json")

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 
 from kiosk import clock
+from kiosk.centre.tree import BadScope, Node
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,11 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not staff():
+        scope = _store().user_scope(staff()) if staff() else None
+        if scope is None:  # not logged in, or the login was removed since
+            session.pop("user", None)
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        g.user = staff()
+        g.user, g.scope = staff(), scope
         return view(*args, **kwargs)
 
     return wrapped
@@ -67,13 +70,55 @@ def staff_or_token(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
-        if staff():
-            return view(*args, **kwargs)
-        if header.startswith("Bearer ") and current_app.extensions["centre"]["store"].check_token(header[7:].strip()):
-            return view(*args, **kwargs)
-        abort(401, description="log in, or send Authorization: Bearer <API token>")
+        scope = _store().user_scope(staff()) if staff() else None
+        if scope is None and header.startswith("Bearer "):
+            scope = _store().token_scope(header[7:].strip())
+        if scope is None:
+            abort(401, description="log in, or send Authorization: Bearer <API token>")
+        g.scope = scope
+        return view(*args, **kwargs)
 
     return wrapped
+
+
+def scope() -> Node:
+    """The scope of this request's staff member or API token (set by the two decorators above)."""
+    return g.scope
+
+
+def check_scope(node: Node) -> None:
+    """Refuse (403) a request for a node outside its scope: the one scope check of every view."""
+    if not g.scope.contains(node):
+        log.warning("outside scope scope=%s node=%s", g.scope, node)
+        abort(403, description=f"没有权限：{node} 不在您的范围（{g.scope}）内。 {node} is outside your scope ({g.scope}).")
+
+
+def requested_node() -> Node:
+    """The node a request names (?county=&township=), else the scope's own; 403 outside the scope.
+
+    400 for a name that cannot be read, 404 for a named county or township with no points.
+    """
+    from kiosk.centre import summary  # the tree's queries; imported here to keep auth light
+
+    try:
+        node = Node.of(request.args.get("county"), request.args.get("township"))
+    except BadScope as e:
+        abort(400, description=str(e))
+    if node.level == "province" and not request.args.get("county"):
+        node = g.scope  # nothing named: the staff member's own level
+    check_scope(node)
+    if node != g.scope and not summary.exists(_store(), node):
+        abort(404, description=f"没有这个地方 no {node.level} named {node.name!r}")
+    return node
+
+
+def check_point(point: dict[str, Any]) -> None:
+    """Refuse (403) a request about a point outside the scope."""
+    check_scope(Node(point["county"], point["township"]))
+
+
+def _store() -> Any:
+    return current_app.extensions["centre"]["store"]
 
 
 def _too_many(username: str) -> bool:

@@ -18,95 +18,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from kiosk.centre import migrate
+
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS points (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    township TEXT NOT NULL DEFAULT '',
-    secret TEXT NOT NULL,
-    enrolled_at DOUBLE PRECISION NOT NULL,
-    last_seen DOUBLE PRECISION,
-    last_seq BIGINT,
-    last_box_time DOUBLE PRECISION,
-    last_health TEXT,
-    last_content TEXT,
-    software TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS reports (
-    point TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    received_at DOUBLE PRECISION NOT NULL,
-    box_time DOUBLE PRECISION,
-    at DOUBLE PRECISION NOT NULL,
-    kind TEXT NOT NULL,
-    event TEXT,
-    detail TEXT,
-    boot_id TEXT,
-    temp_c DOUBLE PRECISION,
-    disk_percent DOUBLE PRECISION,
-    memory_percent DOUBLE PRECISION,
-    load1 DOUBLE PRECISION,
-    health TEXT,
-    content TEXT,
-    usage TEXT,
-    PRIMARY KEY (point, seq)
-);
-CREATE INDEX IF NOT EXISTS reports_point_at ON reports (point, at);
-CREATE INDEX IF NOT EXISTS reports_received ON reports (received_at);
-CREATE TABLE IF NOT EXISTS plays (
-    point TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    category TEXT NOT NULL,
-    month TEXT NOT NULL,
-    opens INTEGER NOT NULL,
-    plays INTEGER NOT NULL,
-    PRIMARY KEY (point, seq, category)
-);
-CREATE INDEX IF NOT EXISTS plays_month ON plays (month);
-CREATE TABLE IF NOT EXISTS requests (
-    point TEXT NOT NULL,
-    rid TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    at DOUBLE PRECISION NOT NULL,
-    month TEXT NOT NULL,
-    topic TEXT NOT NULL DEFAULT '',
-    text TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (point, rid)
-);
-CREATE INDEX IF NOT EXISTS requests_month ON requests (month);
-CREATE TABLE IF NOT EXISTS users (
-    username TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    token_sha256 TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    last_used DOUBLE PRECISION
-);
-CREATE TABLE IF NOT EXISTS packages (
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    size BIGINT NOT NULL,
-    tagmanifest_sha256 TEXT NOT NULL,
-    file TEXT NOT NULL,
-    withdraws TEXT NOT NULL DEFAULT '',
-    published_at DOUBLE PRECISION NOT NULL,
-    published_by TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (id, version)
-);
-"""
-
-# (table, column, type) added since the first release of the schema, oldest first
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("reports", "detail", "TEXT"),)
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -125,29 +39,20 @@ class Database:
             self._pg_url, self.schema = _split_schema(url)
         else:
             Path(url).parent.mkdir(parents=True, exist_ok=True)
-        with self.transaction() as cur:
-            if self.schema:
-                cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                cur.execute(f'SET search_path TO "{self.schema}"')
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
-            self._add_missing_columns(cur)
+        if self.schema:
+            self._create_schema()
+        # the schema is versioned: every pending migration is applied before the first use
+        migrate.upgrade(self._pg_url if self.is_pg else url, self.schema)
 
-    def _add_missing_columns(self, cur: "Cursor") -> None:
-        """Columns added after a table was first made (CREATE TABLE IF NOT EXISTS keeps old tables)."""
-        for table, column, kind in ADDED_COLUMNS:
-            if self.is_pg:
-                cur.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
-                    (table,),
-                )
-                have = {r[0] for r in cur.fetchall()}
-            else:
-                have = {r[1] for r in cur.execute(f"PRAGMA table_info({table})").fetchall()}
-            if column not in have:
-                cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-                log.info("column added table=%s column=%s", table, column)
+    def _create_schema(self) -> None:
+        """Make the PostgreSQL schema named in the URL; another process making it at once is fine."""
+        import psycopg
+
+        with psycopg.connect(self._pg_url, autocommit=True) as conn:
+            try:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            except psycopg.errors.UniqueViolation:  # IF NOT EXISTS is not atomic: it lost a race
+                pass
 
     # --- connections --------------------------------------------------------------
     def _connect(self) -> Any:
@@ -156,7 +61,6 @@ class Database:
 
             conn = psycopg.connect(self._pg_url, autocommit=True)
             if self.schema:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.execute(f'SET search_path TO "{self.schema}"')
         else:
             # autocommit mode; transactions are opened explicitly with BEGIN IMMEDIATE so

@@ -41,14 +41,22 @@ class Rules:
         """A point is late after two intervals (never later than offline)."""
         return min(2 * self.heartbeat_interval_s, self.offline_after_s)
 
+    def cutoffs(self, now: float) -> tuple[float, float]:
+        """(late, offline): a point last seen at or before these moments is late, or offline.
+
+        The database counts and filters by the same two moments (see summary.py), so a
+        page and a count never disagree about a point on the edge.
+        """
+        return now - self.late_after_s, now - self.offline_after_s
+
     def status(self, last_seen: float | None, now: float) -> str:
         """never, online, late or offline."""
         if last_seen is None:
             return "never"
-        quiet = now - last_seen
-        if quiet >= self.offline_after_s:
+        late, offline = self.cutoffs(now)
+        if last_seen <= offline:
             return "offline"
-        if quiet >= self.late_after_s:
+        if last_seen <= late:
             return "late"
         return "online"
 

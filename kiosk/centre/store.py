@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import socket
 import secrets
 import time
 from typing import Any, Iterable
@@ -23,6 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from kiosk import clock
 from kiosk.centre.db import Database
 from kiosk.centre.status import Rules
+from kiosk.centre.tree import BadScope, Node, check_name
 from kiosk.config import Config
 from kiosk.errors import KioskError, NotFound
 from kiosk.wire import MAX_SKEW_S
@@ -42,15 +45,23 @@ _CHUNK = 400  # rows per multi-row INSERT: 16 x 400 parameters stays far below S
 class Store:
     """The centre's data; safe to share between threads (one connection per thread)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, county: str = "") -> None:
         self.db = Database(url)
+        self.county = check_name(county, "county")
+        if self.county:
+            # points enrolled before the tree existed belong to the county this centre serves
+            with self.db.transaction() as cur:
+                cur.execute("UPDATE points SET county = ? WHERE county = ''", (self.county,))
+                if cur.rowcount:
+                    log.info("points placed in county=%s points=%d", self.county, cur.rowcount)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Store":
         """Open the store `centre.db` names (a SQLite path or a postgresql:// URL)."""
         url = cfg.centre.db
         # a URL must not go through Path, which would fold its "//"
-        return cls(url if url.startswith(("postgresql://", "postgres://")) else str(cfg.path("centre.db")))
+        return cls(url if url.startswith(("postgresql://", "postgres://")) else str(cfg.path("centre.db")),
+                   county=cfg.centre.county)
 
     def close(self) -> None:
         """Close its connections."""
@@ -71,32 +82,50 @@ class Store:
             )
 
     def mark_started(self) -> float:
-        """Record that the centre server started now (alerts wait one offline period)."""
+        """Record that a centre process started now (alerts wait one offline period).
+
+        A row per start, in the database, so every process of the centre judges the grace
+        alike; rows older than 90 days are dropped (the table stays small).
+        """
         now = clock.now()
-        self.set_meta("started_at", repr(now))
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO centre_starts (started_at, host, pid) VALUES (?, ?, ?)",
+                        (now, socket.gethostname()[:64], os.getpid()))
+            cur.execute("DELETE FROM centre_starts WHERE started_at < ?", (now - 90 * 86400,))
         log.info("centre started at=%.0f", now)
         return now
 
+    def started_at(self) -> float:
+        """When a centre process last started (0 when none ever did)."""
+        row = self.db.one("SELECT MAX(started_at) FROM centre_starts")
+        return float(row[0]) if row and row[0] is not None else 0.0
+
     def rules(self, cfg: Config) -> Rules:
         """The status rules of this configuration and the recorded start time."""
-        started = float(self.get_meta("started_at", "0") or 0)
-        return Rules(cfg.centre.heartbeat_interval_s, cfg.centre.offline_after_s, started)
+        return Rules(cfg.centre.heartbeat_interval_s, cfg.centre.offline_after_s, self.started_at())
 
     # --- points -------------------------------------------------------------------------
-    def enroll(self, point_id: str, name: str = "", township: str = "") -> str:
-        """Enrol a point (or give an enrolled one a new secret); return the secret."""
+    def enroll(self, point_id: str, name: str = "", township: str = "", county: str = "") -> str:
+        """Enrol a point (or give an enrolled one a new secret); return the secret.
+
+        Without a county the point goes to the county this centre serves (`centre.county`);
+        on re-enrolment empty fields keep what the point had.
+        """
         if not POINT_ID.fullmatch(point_id):
             raise KioskError(f"point id {point_id!r} must be 1 to 64 of a-z 0-9 . _ -")
+        county = check_name(county, "county") or self.county
+        township = check_name(township, "township")
         secret = secrets.token_hex(32)
         with self.db.transaction() as cur:
             cur.execute(
-                "INSERT INTO points (id, name, township, secret, enrolled_at) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO points (id, name, county, township, secret, enrolled_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET secret = excluded.secret, "
                 "name = CASE WHEN excluded.name = '' THEN points.name ELSE excluded.name END, "
+                "county = CASE WHEN excluded.county = '' THEN points.county ELSE excluded.county END, "
                 "township = CASE WHEN excluded.township = '' THEN points.township ELSE excluded.township END",
-                (point_id, name, township, secret, clock.now()),
+                (point_id, name, county, township, secret, clock.now()),
             )
-        log.info("point enrolled point=%s township=%s", point_id, township)
+        log.info("point enrolled point=%s county=%s township=%s", point_id, county, township)
         return secret
 
     def secret(self, point_id: str) -> str | None:
@@ -107,16 +136,14 @@ class Store:
     def points(self) -> list[dict[str, Any]]:
         """Every point with its facts (status is derived by the caller from last_seen)."""
         rows = self.db.query(
-            "SELECT id, name, township, enrolled_at, last_seen, last_seq, last_box_time, "
-            "last_health, last_content, software FROM points ORDER BY township, id"
+            f"SELECT {_POINT_COLS} FROM points ORDER BY county, township, id"
         )
         return [_point(r) for r in rows]
 
     def point(self, point_id: str) -> dict[str, Any]:
         """One point's facts, or NotFound."""
         row = self.db.one(
-            "SELECT id, name, township, enrolled_at, last_seen, last_seq, last_box_time, "
-            "last_health, last_content, software FROM points WHERE id = ?",
+            f"SELECT {_POINT_COLS} FROM points WHERE id = ?",
             (point_id,),
         )
         if row is None:
@@ -188,31 +215,44 @@ class Store:
         return [int(r[0]) for r in self.db.query("SELECT seq FROM reports WHERE point = ? ORDER BY seq", (point_id,))]
 
     # --- staff and tokens -----------------------------------------------------------------
-    def set_user(self, username: str, password: str) -> None:
-        """Add a staff login or change its password (stored hashed)."""
+    def set_user(self, username: str, password: str, scope: str = "province") -> None:
+        """Add a staff login or change its password (stored hashed) and scope."""
         if not username or len(password) < 8:
             raise KioskError("a login needs a user name and a password of at least 8 characters")
+        node = Node.parse(scope)
         with self.db.transaction() as cur:
             cur.execute(
-                "INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
-                (username, generate_password_hash(password), clock.now()),
+                "INSERT INTO users (username, password_hash, created_at, scope) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, scope = excluded.scope",
+                (username, generate_password_hash(password), clock.now(), str(node)),
             )
+
+    def user_scope(self, username: str) -> Node | None:
+        """The scope of a staff login, or None when there is no such login."""
+        row = self.db.one("SELECT scope FROM users WHERE username = ?", (username,))
+        return _scope(row[0]) if row else None
 
     def check_user(self, username: str, password: str) -> bool:
         """True when the login is right."""
         row = self.db.one("SELECT password_hash FROM users WHERE username = ?", (username,))
         return bool(row) and check_password_hash(row[0], password)
 
-    def new_token(self, name: str) -> str:
-        """Make an API token (only its hash is kept); return the token, shown once."""
+    def new_token(self, name: str, scope: str = "province") -> str:
+        """Make an API token for a scope (only its hash is kept); return the token, shown once."""
+        node = Node.parse(scope)
         token = secrets.token_urlsafe(32)
         with self.db.transaction() as cur:
             cur.execute(
-                "INSERT INTO api_tokens (token_sha256, name, created_at) VALUES (?, ?, ?)",
-                (hashlib.sha256(token.encode()).hexdigest(), name or "token", clock.now()),
+                "INSERT INTO api_tokens (token_sha256, name, created_at, scope) VALUES (?, ?, ?, ?)",
+                (hashlib.sha256(token.encode()).hexdigest(), name or "token", clock.now(), str(node)),
             )
         return token
+
+    def token_scope(self, token: str) -> Node | None:
+        """The scope of a live API token, or None."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        row = self.db.one("SELECT scope FROM api_tokens WHERE token_sha256 = ?", (digest,))
+        return _scope(row[0]) if row else None
 
     def check_token(self, token: str) -> bool:
         """True for a live API token."""
@@ -221,8 +261,8 @@ class Store:
 
     def tokens(self) -> list[dict[str, Any]]:
         """The API tokens (names and digests' first characters, never the tokens)."""
-        rows = self.db.query("SELECT token_sha256, name, created_at FROM api_tokens ORDER BY created_at")
-        return [{"id": r[0][:12], "name": r[1], "created_at": r[2]} for r in rows]
+        rows = self.db.query("SELECT token_sha256, name, created_at, scope FROM api_tokens ORDER BY created_at")
+        return [{"id": r[0][:12], "name": r[1], "created_at": r[2], "scope": r[3]} for r in rows]
 
     def revoke_token(self, token_id: str) -> None:
         """Remove the API token whose digest starts with exactly these 12 hex digits (its id)."""
@@ -381,6 +421,29 @@ def _count(d: Any, key: str) -> int:
     return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0
 
 
+_POINT_COLS = ("id, name, township, enrolled_at, last_seen, last_seq, last_box_time, "
+               "last_health, last_content, software, county")
+
+
+def _scope(text: str) -> Node | None:
+    """A stored scope; one that cannot be read lets nothing through (None), never everything."""
+    try:
+        return Node.parse(text)
+    except BadScope:
+        log.warning("unreadable scope=%r", text)
+        return None
+
+
+def point_columns() -> str:
+    """The columns `point_row` reads, for queries of points outside this module."""
+    return _POINT_COLS
+
+
+def point_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A point's facts from a row of `point_columns()`."""
+    return _point(row)
+
+
 def _point(row: tuple[Any, ...]) -> dict[str, Any]:
     health = json.loads(row[7]) if row[7] else None
     content = json.loads(row[8]) if row[8] else None
@@ -395,4 +458,5 @@ def _point(row: tuple[Any, ...]) -> dict[str, Any]:
         "health": health,
         "content": content,
         "software": row[9],
+        "county": row[10],
     }

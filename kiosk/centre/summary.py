@@ -1,0 +1,158 @@
+"""Summaries first: counts by status for each child of a node, and paged lists of points.
+
+Everything is counted and filtered in the database, from `last_seen` and the two cutoffs
+of `Rules` (status is derived, never stored), so a page costs the same with 700,000
+points as with 700: one grouped count over an index, or one page of at most
+`MAX_PER_PAGE` rows. Search terms go in as parameters with LIKE's wildcards escaped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiosk.centre.status import STATUSES, Rules
+from kiosk.centre.store import Store, point_columns, point_row
+from kiosk.centre.tree import Node
+from kiosk.errors import KioskError, NotFound
+
+MAX_PER_PAGE = 100
+COUNTED = ("online", "late", "offline", "never")
+UNNAMED = {"county": "（未分县）", "township": "（未分乡镇）"}
+
+
+class BadQuery(KioskError, ValueError):
+    """A filter or page that cannot be read."""
+
+
+def _counts_sql(rules: Rules, now: float) -> tuple[str, list[Any]]:
+    late, offline = rules.cutoffs(now)
+    return (
+        "COUNT(*), SUM(CASE WHEN last_seen IS NULL THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN last_seen <= ? THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN last_seen > ? AND last_seen <= ? THEN 1 ELSE 0 END)",
+        [offline, offline, late],
+    )
+
+
+def _counts(row: tuple[Any, ...]) -> dict[str, int]:
+    total, never, offline, late = (int(v or 0) for v in row)
+    return {"online": total - never - offline - late, "late": late, "offline": offline, "never": never, "total": total}
+
+
+def exists(store: Store, node: Node) -> bool:
+    """True when at least one point is inside the node (the province always exists)."""
+    if node.level == "province":
+        return True
+    where, params = node.where()
+    return store.db.one(f"SELECT 1 FROM points WHERE {where} LIMIT 1", params) is not None
+
+
+def summary(store: Store, rules: Rules, now: float, node: Node) -> dict[str, Any]:
+    """{"node": {...counts}, "children": [{"name", online, late, offline, never, total}]}, worst child first.
+
+    The province's children are its counties, a county's its townships; a township's
+    points are listed by `points_page`, so its children list is empty.
+    """
+    where, params = node.where()
+    counts, cparams = _counts_sql(rules, now)
+    row = store.db.one(f"SELECT {counts} FROM points WHERE {where}", cparams + params)
+    head = {"name": node.name, "level": node.level, "scope": str(node), "county": node.county,
+            "township": node.township, **_counts(row or (0, 0, 0, 0))}
+    children: list[dict[str, Any]] = []
+    if node.level != "township":
+        key = "county" if node.level == "province" else "township"
+        rows = store.db.query(f"SELECT {key}, {counts} FROM points WHERE {where} GROUP BY {key}", cparams + params)
+        for r in rows:
+            child = {"name": r[0], "label": r[0] or UNNAMED[key], **_counts(r[1:])}
+            children.append(child)
+        # the worst first: most offline, then most late, then most never seen
+        children.sort(key=lambda c: (-c["offline"], -c["late"], -c["never"], c["name"]))
+    return {"node": head, "children": children}
+
+
+def parse_filters(args: Any) -> dict[str, Any]:
+    """status, q, offline_hours, page and per_page from request arguments, checked."""
+    status = (args.get("status") or "").strip()
+    if status and status not in STATUSES:
+        raise BadQuery(f"status must be one of {', '.join(STATUSES)}")
+    q = (args.get("q") or "").strip()
+    if len(q) > 100:
+        raise BadQuery("a search is at most 100 characters")
+    hours_arg = (args.get("offline_hours") or "").strip()
+    hours = None
+    if hours_arg:
+        try:
+            hours = float(hours_arg)
+        except ValueError:
+            raise BadQuery("offline_hours must be a number of hours") from None
+        if not 0 <= hours < 100 * 365 * 24:
+            raise BadQuery("offline_hours must be a number of hours, 0 or more")
+    page = _positive(args.get("page"), "page", 1)
+    per_page = min(_positive(args.get("per_page"), "per_page", 50), MAX_PER_PAGE)
+    return {"status": status, "q": q, "offline_hours": hours, "page": page, "per_page": per_page}
+
+
+def _positive(value: Any, name: str, default: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise BadQuery(f"{name} must be a whole number, 1 or more") from None
+    if n < 1 or n > 10**9:
+        raise BadQuery(f"{name} must be a whole number, 1 or more")
+    return n
+
+
+def like_pattern(q: str) -> str:
+    """A LIKE pattern finding `q` anywhere, its own % _ and \\ taken literally."""
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def points_page(store: Store, rules: Rules, now: float, node: Node, status: str = "", q: str = "",
+                offline_hours: float | None = None, page: int = 1, per_page: int = 50) -> dict[str, Any]:
+    """One page of the points inside a node, longest silent first: {"total", "page", "per_page", "pages", "points"}."""
+    per_page = max(1, min(per_page, MAX_PER_PAGE))
+    where, params = node.where()
+    conds, cparams = [where], list(params)
+    late, offline = rules.cutoffs(now)
+    if status == "never":
+        conds.append("last_seen IS NULL")
+    elif status == "offline":
+        conds.append("last_seen <= ?")
+        cparams.append(offline)
+    elif status == "late":
+        conds.append("last_seen > ? AND last_seen <= ?")
+        cparams += [offline, late]
+    elif status == "online":
+        conds.append("last_seen > ?")
+        cparams.append(late)
+    if offline_hours is not None:  # offline, and for longer than that
+        conds.append("last_seen <= ?")
+        cparams.append(min(offline, now - offline_hours * 3600))
+    if q:
+        conds.append("(id LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')")
+        cparams += [like_pattern(q.lower()), like_pattern(q)]
+    sql_where = " AND ".join(conds)
+    total = int(store.db.one(f"SELECT COUNT(*) FROM points WHERE {sql_where}", cparams)[0])
+    rows = store.db.query(
+        f"SELECT {point_columns()} FROM points WHERE {sql_where} "
+        "ORDER BY last_seen ASC NULLS FIRST, id LIMIT ? OFFSET ?",
+        cparams + [per_page, (page - 1) * per_page],
+    )
+    points = []
+    for r in rows:
+        p = point_row(r)
+        p["status"] = rules.status(p["last_seen"], now)
+        p["alert"] = rules.alert(p["last_seen"], now)
+        p["quiet_s"] = None if p["last_seen"] is None else max(0.0, now - p["last_seen"])
+        points.append(p)
+    return {"total": total, "page": page, "per_page": per_page, "pages": max(1, -(-total // per_page)),
+            "node": str(node), "points": points}
+
+
+def node_or_404(store: Store, node: Node) -> Node:
+    """The node itself when points are inside it, else NotFound with a plain sentence."""
+    if not exists(store, node):
+        raise NotFound(f"no {node.level} named {node.name!r}" + (f" in {node.county}" if node.level == "township" else ""))
+    return node
