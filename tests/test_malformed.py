@@ -391,3 +391,58 @@ def test_the_same_bad_disk_offered_twice_is_one_quarantined_package(lib: Library
     assert lib.quarantine()[0]["times"] == 2
     lib.ingest(make_bag(tmp_path, mutate=flip_byte), source="usb")  # another package
     assert lib.summary()["quarantined"] == 2
+
+
+# --- unsigned input is cheap to refuse: bounded before the signature is checked ---------
+
+
+def test_a_tar_of_more_members_than_a_package_may_have_is_refused_at_the_limit(lib: Library, tmp_path: Path) -> None:
+    from kiosk.library.bag import MAX_FILES
+
+    bag = make_bag(tmp_path, tar=True, tar_extra=[tar_member(f"bag/data/junk/{i}", b"") for i in range(MAX_FILES + 1)])
+    offer(lib, bag, "bad_bag")
+    assert f"more than {MAX_FILES}" in lib.quarantine()[0]["detail"]
+
+
+def test_a_tar_header_too_large_to_be_a_name_is_refused_before_it_is_read(lib: Library, tmp_path: Path) -> None:
+    from kiosk.library.bag import MAX_HEADER_BYTES
+
+    long_name = "bag/data/" + "a" * (MAX_HEADER_BYTES * 2)  # written as a pax or GNU long-name header
+    offer(lib, make_bag(tmp_path, tar=True, tar_extra=[tar_member(long_name, b"x")]), "bad_bag")
+    assert "header" in lib.quarantine()[0]["detail"]
+
+
+def test_a_manifest_of_more_lines_than_a_package_may_have_files_is_refused(lib: Library, tmp_path: Path) -> None:
+    from kiosk.library.bag import MAX_FILES
+
+    lines = "".join(f"{'0' * 64}  data/junk/{i}\n" for i in range(MAX_FILES + 1))
+    offer(lib, make_bag(tmp_path, mutate=append_manifest(lines)), "bad_bag")
+    assert "lines" in lib.quarantine()[0]["detail"]
+
+
+def test_tag_files_larger_together_than_the_limit_are_refused(lib: Library, tmp_path: Path) -> None:
+    from kiosk.library.bag import MAX_TAG_BYTES, MAX_TAG_TOTAL
+
+    def fat_manifests(d: Path) -> None:
+        n = (MAX_TAG_BYTES - 1) // (920 + 128)
+        for alg, hexlen in (("md5", 32), ("sha1", 40), ("sha512", 128)):
+            (d / f"manifest-{alg}.txt").write_text("".join(f"{'0' * hexlen}  data/{i:06d}{'x' * 900}\n" for i in range(n)))
+
+    bag = make_bag(tmp_path, mutate=fat_manifests)
+    assert sum(p.stat().st_size for p in bag.glob("manifest-*.txt")) > MAX_TAG_TOTAL
+    offer(lib, bag, "bad_bag")
+    assert "together" in lib.quarantine()[0]["detail"]
+
+
+def test_quarantining_many_packages_from_a_disk_reads_the_records_once(lib: Library, tmp_path: Path, monkeypatch) -> None:
+    from kiosk.library import quarantine
+
+    q = quarantine.Quarantine(tmp_path / "q", 30)
+    listings = []
+    real = os.scandir
+    monkeypatch.setattr(quarantine.os, "scandir", lambda p=".": (listings.append(p), real(p))[1])
+    for i in range(200):
+        q.add(tmp_path / f"junk-{i}", "usb", "bad_bag", "not a bag")
+    q.add(tmp_path / "junk-7", "usb", "bad_bag", "not a bag")  # seen again: the same record
+    assert len(listings) <= 1  # a listing per add made 1,200 junk bags take 30 s
+    assert q.count() == 200 and [r["times"] for r in q.entries() if r["origin"].endswith("junk-7")] == [2]

@@ -237,3 +237,35 @@ def test_the_import_command_exits_apart_from_rejections_when_the_box_fails(box, 
     assert "Traceback" not in capsys.readouterr().err
     unit = (Path(__file__).parent.parent / "systemd" / "kiosk-usb-import@.service").read_text()
     assert f"SuccessExitStatus=1\n" in unit and str(status) not in unit.split("SuccessExitStatus=")[1].splitlines()[0]
+
+
+def test_a_disk_of_unsigned_junk_is_imported_within_the_units_memory_limit(box, tmp_path, cfg_path):
+    """The unit's MemoryMax is no promise unless the import keeps under it whatever the disk holds."""
+    import re
+    import subprocess
+    import sys
+    import tarfile
+
+    cfg, _ = box
+    unit = (Path(__file__).parent.parent / "systemd" / "kiosk-usb-import@.service").read_text()
+    limit = int(re.search(r"^MemoryMax=(\d+)M$", unit, re.M).group(1)) << 20
+    folder = tmp_path / "junkdisk" / "kiosk"
+    folder.mkdir(parents=True)
+    with tarfile.open(folder / "many.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
+        for i in range(60_000):  # three times what a package may hold
+            tar.addfile(tarfile.TarInfo(f"bag/data/{i}"))
+
+    def fat(d: Path) -> None:
+        (d / "manifest-md5.txt").write_text("".join(f"{'0' * 32}  data/{i:06d}{'x' * 700}\n" for i in range(9_000)))
+        (d / "manifest-sha512.txt").write_text("".join(f"{'0' * 128}  data/{i:06d}{'x' * 700}\n" for i in range(9_000)))
+
+    shutil.move(str(make_bag(tmp_path, mutate=fat)), folder / "fat")
+    env = {**os.environ, "KIOSK_STORAGE_TRUST_DIR": str(cfg.path("storage.trust_dir"))}
+    proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "ingest", "--source", "usb", "--config", str(cfg_path),
+                             str(tmp_path / "junkdisk")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not any earlier one's
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak = usage.ru_maxrss * 1024
+    assert proc.returncode == 1 and out.count("rejected   bad_bag") == 2, out
+    assert peak < limit / 2, f"{peak >> 20} MiB"

@@ -68,6 +68,7 @@ class Quarantine:
         self.keep_days = keep_days
         self.root.mkdir(parents=True, exist_ok=True)
         self._count: tuple[tuple[int, int], int] | None = None
+        self._index: tuple[tuple[int, int], dict[tuple[str, str, str], str]] | None = None
 
     def add(self, origin: Path, source: str, code: str, detail: str = "", item_id: str | None = None,
             version: int | None = None, move: bool = False, key: str | None = None, kind: str | None = None) -> Path:
@@ -78,13 +79,12 @@ class Quarantine:
         will_move = move and (origin.exists() or origin.is_symlink())
         if not will_move:
             # the same disk offered again: one package, one record (seen once more)
-            for rec in self.entries():
-                if (not rec.get("pruned") and rec.get("package") is None and rec.get("origin") == str(origin)
-                        and rec.get("code") == code and rec.get("detail") == detail):
-                    entry = self.root / rec.pop("entry")
-                    rec.update(at=now, source=source, times=rec.get("times", 1) + 1)
-                    _write_json(entry / "reason.json", rec)
-                    return entry
+            seen = self._unmoved().get((str(origin), code, detail))
+            rec = _read_record(self.root / seen) if seen else None
+            if seen and rec is not None and not rec.get("pruned"):
+                rec.update(at=now, source=source, times=rec.get("times", 1) + 1)
+                _write_json(self.root / seen / "reason.json", rec)
+                return self.root / seen
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in origin.name)[:60] or "package"
         entry = Path(tempfile.mkdtemp(prefix=f"{stamp}-{safe}-", dir=self.root))
@@ -116,6 +116,9 @@ class Quarantine:
                 record["package"] = None
                 _write_json(entry / "reason.json", record)
         moved = record["package"] is not None
+        if not moved and self._index is not None:  # read fresh at the start of this add
+            self._index[1][(str(origin), code, detail)] = entry.name
+            self._index = (self._stamp(), self._index[1])  # our own add: still true without a rescan
         log.info("event=quarantined code=%s origin=%s moved=%s", code, origin, moved)
         return entry
 
@@ -123,22 +126,37 @@ class Quarantine:
         """Every record, newest first, with `entry` (the folder name)."""
         out = []
         for d in os.scandir(self.root):
-            try:
-                with open(os.path.join(d.path, "reason.json"), encoding="utf-8") as f:
-                    rec = json.load(f)
-            except (OSError, ValueError):
+            rec = _read_record(Path(d.path))
+            if rec is None:
                 continue
             rec["entry"] = d.name
             out.append(rec)
         out.sort(key=lambda r: r.get("at", 0), reverse=True)
         return out
 
+    def _stamp(self) -> tuple[int, int]:
+        # the folder's mtime and link count (one per entry): every add and prune changes them
+        st = os.stat(self.root)
+        return st.st_mtime_ns, st.st_nlink
+
+    def _unmoved(self) -> dict[tuple[str, str, str], str]:
+        """(origin, code, detail) -> entry of each record kept without its package, read once per change.
+
+        Rescanning every record on each add made a disk of 1,200 junk bags take 30 s."""
+        stamp = self._stamp()
+        if self._index is None or self._index[0] != stamp:
+            index: dict[tuple[str, str, str], str] = {}
+            for rec in self.entries():  # newest first: the newest record of a package wins
+                if not rec.get("pruned") and rec.get("package") is None:
+                    index.setdefault((str(rec.get("origin")), str(rec.get("code")), str(rec.get("detail"))), rec["entry"])
+            self._index = (stamp, index)
+        return self._index[1]
+
     def count(self) -> int:
         """Packages in quarantine now (records whose package was pruned are not counted)."""
         # Cached on the folder's mtime and link count (one per entry), which every add and
         # prune changes (prune touches the folder).
-        st = os.stat(self.root)
-        stamp = (st.st_mtime_ns, st.st_nlink)
+        stamp = self._stamp()
         if self._count is None or self._count[0] != stamp:
             self._count = (stamp, sum(1 for r in self.entries() if not r.get("pruned")))
         return self._count[1]
@@ -166,6 +184,15 @@ class Quarantine:
             os.utime(self.root)  # tells count() that records changed
             self._count = None
         return n
+
+
+def _read_record(entry: Path) -> dict[str, Any] | None:
+    try:
+        with open(entry / "reason.json", encoding="utf-8") as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import unicodedata
 
 from kiosk.errors import PackageRejected, UnsafePath
 
+MAX_FILES = 20_000  # files, tar members or lines of one manifest: more is junk, not one package
 VERSIONS = {(1, 0), (0, 97), (0, 96), (0, 95), (0, 94), (0, 93)}
 
 _BAGIT_LINE1 = re.compile(r"BagIt-Version: ([0-9]+)\.([0-9]+)")
@@ -68,7 +69,10 @@ def parse_manifest(
     """
     out: dict[str, str] = {}
     size = hashlib.new(alg).digest_size * 2
-    for n, line in enumerate(split_lines(text), 1):
+    lines = split_lines(text)
+    if len(lines) > MAX_FILES:
+        raise PackageRejected("bad_bag", f"{name} has more than {MAX_FILES} lines")
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         m = _MANIFEST_LINE.fullmatch(line)
