@@ -411,20 +411,60 @@ def cmd_centre_points(args: argparse.Namespace) -> int:
 def cmd_centre_import(args: argparse.Namespace) -> int:
     """Import heartbeat reports a box exported to a USB disk."""
     from kiosk.centre.importer import import_dir
+    from kiosk.centre.uploads import Uploads
 
+    cfg = _config(args)
     store = _centre_store(args)
 
     def progress(done: int, total: int, name: str) -> None:
         print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
 
     try:
-        result = import_dir(store, args.dir, progress)
+        result = import_dir(store, args.dir, progress, uploads=Uploads(cfg, store))
     except FileNotFoundError as e:
         raise KioskError(str(e)) from None
-    print(f"imported {result['reports']} reports from {result['files']} files ({result['stored']} new)")
+    print(f"imported {result['reports']} reports from {result['files']} files ({result['stored']} new), "
+          f"{result['uploads']} local packages")
     for r in result["refused"]:  # type: ignore[union-attr]
         print(f"refused {r['file']}: {r['error']}: {r['detail']}")
     return 1 if result["refused"] else 0
+
+
+def _uploads(args: argparse.Namespace) -> Any:
+    from kiosk.centre.uploads import Uploads
+
+    return Uploads(_config(args), _centre_store(args))
+
+
+def cmd_centre_uploads(args: argparse.Namespace) -> int:
+    """Local content the points sent up, with its state."""
+    rows = _uploads(args).list(args.state or None)
+    keys = ("id", "version", "point_id", "township", "state", "title", "category", "size", "received", "reason")
+    if args.json:
+        _print_json([{k: u[k] for k in keys} for u in rows])
+        return 0
+    for u in rows:
+        print(f"{u['id']:<32} {u['state']:<10} {u['township'] or '-':<10} {u['title']}" + (f" ({u['reason']})" if u["reason"] else ""))
+    return 0
+
+
+def cmd_centre_uploads_approve(args: argparse.Namespace) -> int:
+    """Approve an upload: re-signed by the centre and listed in the package index."""
+    from kiosk.centre.publish import Publisher
+
+    uploads = _uploads(args)
+    townships = [t for t in (args.townships or "").split(",") if t.strip()]
+    entry = uploads.approve(Publisher(uploads.cfg, uploads.store), args.id, townships, user="cli")
+    where = "、".join(townships) if townships else "全部服务点 every point"
+    print(f"已通过 approved {args.id}: published as {entry['id']} v{entry['version']} for {where}")
+    return 0
+
+
+def cmd_centre_uploads_reject(args: argparse.Namespace) -> int:
+    """Reject an upload with a reason the point will see."""
+    _uploads(args).reject(args.id, args.reason, user="cli")
+    print(f"未通过 rejected {args.id}: {args.reason}")
+    return 0
 
 
 def cmd_centre_simulate(args: argparse.Namespace) -> int:
@@ -546,6 +586,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print as JSON")
     p = add(cen_sub, "import", cmd_centre_import, "import reports exported from a box")
     p.add_argument("dir", metavar="DIR")
+    p = add(cen_sub, "uploads", cmd_centre_uploads, "local content the points sent up, to review")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--state", choices=("receiving", "pending", "approved", "rejected"), help="only this state")
+    upl_sub = p.add_subparsers(dest="uploads_command", metavar="ACTION")
+    q = add(upl_sub, "approve", cmd_centre_uploads_approve, "re-sign an upload and list it in the package index")
+    q.add_argument("id", metavar="ID")
+    q.add_argument("--townships", metavar="T,...", default="", help="only these townships (default: every point)")
+    q = add(upl_sub, "reject", cmd_centre_uploads_reject, "refuse an upload with a reason the point will see")
+    q.add_argument("id", metavar="ID")
+    q.add_argument("--reason", required=True, metavar="R", help="why, in words the point understands")
     p = add(cen_sub, "simulate", cmd_centre_simulate, "send traffic from simulated points to a centre")
     p.add_argument("--points", type=int, default=50)
     p.add_argument("--url", default="", help="centre URL (default: from the configuration)")

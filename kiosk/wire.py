@@ -51,6 +51,12 @@ import must not apply the MAX_SKEW_S check (replays are harmless: the centre
 stores each (point, seq) once). A centre may leave an acknowledgement file
 `<point>.ack` in DIR (`encode_ack_file` / `decode_ack_file`, HMAC with the
 point's secret); the next export on the box then deletes those reports.
+
+Local content on a USB disk: the box's export puts each waiting local package in
+`DIR/uploads/<id>-<version>.tar` (signed by the point's own key, which needs no HMAC);
+the centre's import leaves `<point>.uploads` (`encode_uploads_file`), signed like an
+ack file, saying for each package it holds whether it is `pending` (under review),
+`approved` or `rejected` (with the reason).
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ CONTENT_TYPE = "application/json"
 CONTENT_ENCODING = "gzip"
 EXPORT_SUFFIX = ".khb"
 ACK_SUFFIX = ".ack"
+UPLOADS_SUFFIX = ".uploads"  # the centre's word on a point's local content, left on a USB disk
+UPLOADS_DIR = "uploads"  # local packages a box exports, in this folder of DIR
 EXPORT_BLOCK = 1000  # sequence numbers per export file: stable names, files that stay small
 
 _AUTH_RE = re.compile(r"KioskHMAC point=([a-z0-9._-]{1,64}), ts=([0-9]{1,12}), sig=([0-9a-f]{64})")  # fullmatch only
@@ -202,3 +210,25 @@ def decode_ack_file(data: bytes, point_id: str, secret: str) -> list[int]:
     if not isinstance(acked, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in acked):
         raise WireError("acknowledgement must list sequence numbers", 400)
     return acked
+
+
+def encode_uploads_file(point_id: str, secret: str, uploads: dict[str, Any], ts: int) -> bytes:
+    """The centre's word on a point's local packages ({id: {"state", "reason"}}), signed like an ack file."""
+    body = json.dumps({"point_id": point_id, "uploads": uploads, "ts": ts}, separators=(",", ":"), ensure_ascii=False).encode()
+    return authorization(point_id, secret, "UPLOADS", HEARTBEATS_PATH, ts, body).encode() + b"\n" + body
+
+
+def decode_uploads_file(data: bytes, point_id: str, secret: str) -> dict[str, Any]:
+    """The uploads of an uploads file for this point, or WireError 401/400."""
+    header, _, body = data.partition(b"\n")
+    point, ts, sig = parse_authorization(header.decode("ascii", "replace"))
+    if point != point_id:
+        raise WireError("the file is for another point", 401)
+    check_signature(secret, "UPLOADS", HEARTBEATS_PATH, ts, body, sig)
+    try:
+        uploads = json.loads(body)["uploads"]
+    except (ValueError, KeyError, TypeError):
+        raise WireError("the uploads file is not JSON", 400) from None
+    if not isinstance(uploads, dict):
+        raise WireError("the uploads file must map ids to states", 400)
+    return uploads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from typing import Any
@@ -11,7 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kiosk import clock, wire
 from kiosk.centre import ingest, summary
-from kiosk.centre.auth import requested_node, staff_or_token
+from kiosk.centre.auth import requested_node, scope, staff_or_token
+from kiosk.centre.uploads import Refusal, read_piece
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,8 @@ def heartbeats() -> Any:
                   "server_time": int(clock.now())}
         return jsonify(answer), 503, {"Retry-After": str(random.randint(1, 5))}
     try:
-        answer = ingest.receive(c["store"], request.headers.get("Authorization"), body, method=request.method, path=request.path)
+        answer = ingest.receive(c["store"], request.headers.get("Authorization"), body, method=request.method, path=request.path,
+                                uploads=c["uploads"])
     except Exception as e:
         if not _database_error(e):
             raise
@@ -116,6 +119,63 @@ def package_file(name: str) -> Any:
     if path is None:
         abort(404, description=f"no package {name}")
     return send_file(path, mimetype="application/x-tar", conditional=True, etag=True, max_age=0)
+
+
+# --- local content from the points (kiosk/centre/uploads.py) -------------------------------------
+
+
+def _signed_path() -> str:
+    """What the point signed: the path and, when there is one, the query (it carries the offset)."""
+    query = request.query_string.decode("ascii", "replace")
+    return request.path + (f"?{query}" if query else "")
+
+
+@bp.post("/uploads")
+def upload_begin() -> Any:
+    """A point opens or resumes the upload of one of its local packages."""
+    uploads = _centre()["uploads"]
+    if (request.content_length or 0) > 4096:
+        return jsonify(error="too_large", detail="the request to begin an upload is small JSON", server_time=int(clock.now())), 413
+    body = request.get_data(cache=False)
+    try:
+        point_id, _sig = uploads.authenticate(request.headers.get("Authorization"), "POST", _signed_path(), body)
+        try:
+            asked = json.loads(body)
+        except ValueError:
+            raise Refusal(400, "bad_json", "the body is not JSON") from None
+        if not isinstance(asked, dict):
+            raise Refusal(400, "bad_json", "the body must be a JSON object")
+        return jsonify(uploads.begin(point_id, asked))
+    except Refusal as r:
+        log.warning("upload refused error=%s detail=%s", r.error, r.detail)
+        return jsonify(r.body()), r.status
+
+
+@bp.patch("/uploads/<item_id>")
+def upload_piece(item_id: str) -> Any:
+    """The next piece of an upload, at ?offset=N."""
+    uploads = _centre()["uploads"]
+    try:
+        try:
+            offset = int(request.args.get("offset", ""))
+        except ValueError:
+            raise Refusal(400, "bad_request", "?offset= must be a whole number") from None
+        piece = read_piece(request.stream, request.content_length)
+        point_id, sig = uploads.authenticate(request.headers.get("Authorization"), "PATCH", _signed_path(), piece)
+        return jsonify(uploads.append(point_id, item_id, offset, piece, sig))
+    except Refusal as r:
+        log.warning("upload piece refused id=%s error=%s detail=%s", item_id, r.error, r.detail)
+        return jsonify(r.body()), r.status
+
+
+@bp.get("/uploads")
+@staff_or_token
+def uploads_list() -> Any:
+    """Every upload: id, point_id, township, state, title, size, received, reason."""
+    keys = ("id", "version", "point_id", "county", "township", "state", "title", "category", "size", "received",
+            "created_at", "decided_at", "reason", "townships")
+    rows = _centre()["uploads"].list(request.args.get("state") or None, scope=scope())
+    return jsonify([{k: u[k] for k in keys} for u in rows])
 
 
 @metrics_bp.get("/metrics")

@@ -19,6 +19,7 @@ from kiosk.centre import api, auth, facts, stats, status, views
 from kiosk.centre.metrics import Metrics
 from kiosk.centre.publish import Publisher
 from kiosk.centre.store import Store
+from kiosk.centre.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         "store": store,
         "metrics": Metrics(summary),
         "publisher": Publisher(cfg, store),
+        "uploads": Uploads(cfg, store),
         # SQLite writes one at a time, so two ingesting threads keep it busy; a PostgreSQL server
         # with more threads (and cores) takes more. The rest of the threads serve the dashboard.
         "ingest_gate": threading.BoundedSemaphore(max(2, cfg.web.threads // 4) if store.db.is_pg else 2),

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 # Requests that prove themselves otherwise (HMAC) and so skip the CSRF check.
-CSRF_EXEMPT = {"/api/v1/heartbeats"}
+CSRF_EXEMPT = {"/api/v1/heartbeats", "/api/v1/uploads"}
 _FAILS: dict[str, list[float]] = {}
 MAX_FAILS = 5
 FAIL_WINDOW_S = 900

@@ -46,6 +46,7 @@ def receive(
     method: str = "POST",
     path: str = HEARTBEATS_PATH,
     check_clock: bool = True,
+    uploads: Any = None,
 ) -> Answer:
     """Check and store one signed batch; nothing is stored unless every check passes."""
     now = clock.now()
@@ -81,4 +82,12 @@ def receive(
             return refuse(400, "bad_report", f"sequence number {r['seq']} is too large", now)
     acked, stored = store.ingest(point_id, reports)
     log.debug("heartbeats stored point=%s received=%d new=%d", point_id, len(reports), stored)
-    return Answer(200, {"acked": acked, "server_time": int(now), "stored": stored}, stored)
+    body_out: dict[str, Any] = {"acked": acked, "server_time": int(now), "stored": stored}
+    if uploads is not None:
+        key = next((r["point_key"] for r in reversed(reports) if isinstance(r.get("point_key"), str)), None)
+        if key and len(key) <= 64:
+            uploads.note_key(point_id, key)
+        news = uploads.news(point_id)
+        if news:  # staff's decisions on the point's local content ride along with the acknowledgement
+            body_out["uploads"] = news
+    return Answer(200, body_out, stored)

@@ -261,6 +261,12 @@ class WriteError(OSError):
     """Writing the copy failed (the store's disk, e.g. ENOSPC), not reading the bag."""
 
 
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a whole file."""
+    with open(path, "rb") as f:
+        return hash_stream(f, ["sha256"])["sha256"]
+
+
 def hash_stream(
     f: BinaryIO, algorithms: Iterable[str], progress: Callable[[int], None] | None = None, dst: BinaryIO | None = None
 ) -> dict[str, str]:

@@ -81,6 +81,7 @@ def registry() -> tuple[Job, ...]:
         Job("health_sample", jobs.health_sample, "health.sample_interval_s", first_delay_s=2.0),
         Job("heartbeat", jobs.heartbeat, "centre.heartbeat_interval_s", first_delay_s=10.0),
         Job("telecom_sync", jobs.telecom_sync, "sync.interval_s", first_delay_s=30.0),
+        Job("local_upload", jobs.local_upload, "uplink.upload_interval_s", first_delay_s=20.0),
     )
 
 

@@ -14,7 +14,7 @@ from kiosk import uplink
 from kiosk.device import history
 from kiosk.library import spool
 from kiosk.library.model import Outcome
-from kiosk.uplink import sync
+from kiosk.uplink import sync, upload
 
 if TYPE_CHECKING:
     from kiosk.scheduler import Context
@@ -54,3 +54,8 @@ def heartbeat(ctx: "Context") -> Any:
 def telecom_sync(ctx: "Context") -> sync.Result:
     """Fetch what the centre's signed index lists and the box lacks, within budget and window."""
     return sync.run(ctx.cfg, ctx.library, stop=ctx.stop)
+
+
+def local_upload(ctx: "Context") -> dict[str, Any]:
+    """Send local content to the centre, resuming where it stopped, within budget and window."""
+    return upload.run(ctx.cfg, stop=ctx.stop)

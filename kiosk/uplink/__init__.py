@@ -162,6 +162,11 @@ def heartbeat_job(
                 _sending.clear()
         _mark_requests_sent(cfg, box)
         depth = box.depth()
+    if rnd.uploads:
+        from kiosk.library.local import LocalBook
+
+        with LocalBook(cfg) as book:
+            book.apply_decisions(rnd.uploads)
     log.info("job=heartbeat written=%d sent=%d acked=%d outbox=%d", len(seqs), rnd.sent, rnd.acked, depth)
     return {"written": seqs, "sent": rnd.sent, "acked": rnd.acked, "outbox": depth, "stopped": rnd.stopped}
 
@@ -178,9 +183,12 @@ def export_outbox(cfg: Config, folder: Any, library: Any = None, hardware: Any =
         if last is None or not 0 <= clock.now() - float(last) < cfg.centre.heartbeat_interval_s:
             write_reports(cfg, box, library, hardware)
 
+    from kiosk.uplink.export import export_local
+
     summary = export(cfg, Path(folder), compose=compose, progress=progress)
     with Outbox.of(cfg) as box:
         _mark_requests_sent(cfg, box)
+    summary.update(export_local(cfg, Path(folder)))
     return summary
 
 
@@ -249,4 +257,11 @@ def status(cfg: Config) -> dict[str, Any]:
         with Outbox.of(cfg) as box:
             out = _status_of(cfg, box)
     out["sync"] = _sync_status(cfg)
+    try:
+        from kiosk.uplink import upload
+
+        out["upload"] = upload.status(cfg)
+    except Exception as e:  # the upload's trouble must not hide the heartbeat's status
+        log.warning("event=upload_status_failed error=%r", e)
+        out["upload"] = None
     return out

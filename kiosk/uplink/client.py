@@ -52,6 +52,7 @@ class Answer:
     retry_after: float | None = None
     error: str = ""
     sent_bytes: int = 0
+    uploads: dict[str, Any] = field(default_factory=dict)  # the centre's word on our local content
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -73,47 +74,56 @@ class CentreClient:
 
     def __init__(self, cfg: Config, session: requests.Session | None = None, offset: float = 0.0) -> None:
         self.cfg = cfg
-        base = cfg.centre.url.rstrip("/")
-        self.url = base + wire.HEARTBEATS_PATH
-        self.path = urlsplit(self.url).path  # what is signed: the path as the centre receives it
+        self.base = cfg.centre.url.rstrip("/")
+        self.prefix = urlsplit(self.base).path  # a centre behind a path prefix receives it in front of ours
         self.session = session or requests.Session()
         self.offset = offset  # centre's clock minus the box's, learnt from its answers
 
     def post(self, reports: list[dict[str, Any]]) -> Answer:
         """Send one batch; on a refused timestamp correct the offset and sign once more."""
         body = wire.encode_batch(reports)
+        headers = {"Content-Type": wire.CONTENT_TYPE, "Content-Encoding": wire.CONTENT_ENCODING}
+        r = self.signed("POST", wire.HEARTBEATS_PATH, body, headers)
+        return _answer(r, len(body))
+
+    def signed(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
+        """One request to the centre signed with the point's secret (path may carry a query, which is signed too);
+        a timestamp refused as off is corrected and signed once more. UplinkError when the line fails."""
+        url = self.base + path
+        signed_path = self.prefix + path  # the path as the centre receives it
         for attempt in (1, 2):
             ts = int(clock.now() + self.offset)
-            headers = {
-                "Authorization": wire.authorization(self.cfg.point.id, self.cfg.centre.secret, "POST", self.path, ts, body),
-                "Content-Type": wire.CONTENT_TYPE,
-                "Content-Encoding": wire.CONTENT_ENCODING,
-            }
+            sent = {**(headers or {}), "Authorization": wire.authorization(self.cfg.point.id, self.cfg.centre.secret, method, signed_path, ts, body)}
             try:
-                r = self.session.post(self.url, data=body, headers=headers, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+                r = self.session.request(method, url, data=body, headers=sent, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
             except requests.RequestException as e:
                 raise UplinkError(f"{type(e).__name__}: {e}") from None
-            answer = _answer(r, len(body))
-            if answer.server_time is not None:
-                self.offset = answer.server_time - clock.now()
-            if answer.status == 401 and answer.error == "clock" and attempt == 1 and answer.server_time is not None:
-                log.warning("event=uplink_clock_corrected offset_s=%.0f", self.offset)
-                continue
-            return answer
-        return answer
+            data = _json(r)
+            server_time = data.get("server_time")
+            if isinstance(server_time, (int, float)) and not isinstance(server_time, bool):
+                self.offset = float(server_time) - clock.now()
+                if r.status_code == 401 and data.get("error") == "clock" and attempt == 1:
+                    log.warning("event=uplink_clock_corrected offset_s=%.0f", self.offset)
+                    continue
+            return r
+        return r
 
     def close(self) -> None:
         """Close the session's connections."""
         self.session.close()
 
 
-def _answer(r: requests.Response, sent: int) -> Answer:
+def _json(r: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when it is not one."""
     try:
         data = r.json()
     except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _answer(r: requests.Response, sent: int) -> Answer:
+    data = _json(r)
     server_time = data.get("server_time")
     acked = data.get("acked") if r.status_code == 200 else None
     return Answer(
@@ -123,6 +133,7 @@ def _answer(r: requests.Response, sent: int) -> Answer:
         retry_after=retry_after_seconds(r.headers.get("Retry-After")),
         error=str(data.get("error") or ("" if r.ok else f"HTTP {r.status_code}")),
         sent_bytes=sent,
+        uploads=data["uploads"] if r.status_code == 200 and isinstance(data.get("uploads"), dict) else {},
     )
 
 
@@ -135,6 +146,7 @@ class Round:
     requests: int = 0
     bytes: int = 0
     stopped: str = ""  # why the round ended early: backoff, retry_after, error, budget, stop
+    uploads: dict[str, Any] = field(default_factory=dict)  # decisions on local content the answers carried
 
 
 def backoff_s(failures: int, cfg: Config, rand: Callable[[], float] = random.random) -> float:
@@ -242,6 +254,7 @@ def _send(cfg: Config, outbox: Outbox, client: CentreClient, batch: list[dict[st
 def _accepted(outbox: Outbox, batch: list[dict[str, Any]], answer: Answer, rnd: Round) -> int:
     """Delete what the centre acknowledged of `batch`; return how many that was."""
     acked = sorted({r["seq"] for r in batch}.intersection(answer.acked))
+    rnd.uploads.update(answer.uploads)
     outbox.acknowledge(acked)
     rnd.acked += len(acked)
     rnd.requests += sum(len(r.get("requests") or ()) for r in batch if r["seq"] in acked)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import stat
 from pathlib import Path
 from typing import Any, Callable
@@ -55,7 +56,8 @@ def _read(dir_fd: int, name: str) -> bytes | None:
         return f.read()
 
 
-def _write_atomically(dir_fd: int, name: str, data: bytes) -> None:
+def _write_atomically(dir_fd: int, name: str, data: bytes | Path) -> None:
+    """Write `data` (bytes, or the contents of a file, streamed) under `name` in the folder."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
     while True:
         tmp = f".{name}.{secrets.token_hex(6)}.tmp"
@@ -66,7 +68,11 @@ def _write_atomically(dir_fd: int, name: str, data: bytes) -> None:
             continue  # someone's file or link has that name: pick another
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, Path):
+                with open(data, "rb") as src:
+                    shutil.copyfileobj(src, f, 1 << 20)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link, never follows it
@@ -171,3 +177,55 @@ def _sync_folder(dir_fd: int) -> None:
         os.fsync(dir_fd)
     except OSError:
         pass  # some USB file systems cannot sync a folder; the files themselves were synced
+
+
+def export_local(cfg: Config, folder: Path) -> dict[str, Any]:
+    """Local packages onto the disk too (folder/uploads), after reading the centre's word from its last import.
+
+    A package stays on the box, and on the disk, until the centre's signed `<point>.uploads`
+    file says it has it; then the box forgets the .tar and the disk's copy goes."""
+    from kiosk.library.local import LocalBook
+
+    copied = 0
+    dir_fd = _open_folder(folder)
+    try:
+        with LocalBook(cfg) as book:
+            raw = _read(dir_fd, f"{cfg.point.id}{wire.UPLOADS_SUFFIX}")
+            news: dict[str, Any] = {}
+            if raw is not None:
+                try:
+                    news = wire.decode_uploads_file(raw, cfg.point.id, cfg.centre.secret)
+                except wire.WireError as e:
+                    log.warning("event=export_uploads_file_refused dir=%s error=%s", folder, e)
+            waiting = book.waiting()
+            if not news and not waiting:
+                return {"local_packages": 0, "local_written": 0}
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(wire.UPLOADS_DIR, 0o755, dir_fd=dir_fd)
+            sub_fd = os.open(wire.UPLOADS_DIR, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=dir_fd)
+            try:
+                for item_id, d in news.items():
+                    if isinstance(d, dict) and d.get("state") in ("pending", "approved", "rejected"):
+                        book.mark_sent(item_id)
+                        for name in os.listdir(sub_fd):
+                            if name.startswith(f"{item_id}-") and name.endswith(".tar"):
+                                os.unlink(name, dir_fd=sub_fd)  # unlinks a link itself, never its target
+                book.apply_decisions(news)
+                waiting = book.waiting()
+                for e in waiting:
+                    src = book.package_path(e["id"], e["version"])
+                    try:
+                        have = os.stat(src.name, dir_fd=sub_fd, follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        have = -1
+                    if not src.is_file() or have == src.stat().st_size:
+                        continue
+                    _write_atomically(sub_fd, src.name, src)
+                    copied += 1
+                _sync_folder(sub_fd)
+            finally:
+                os.close(sub_fd)
+    finally:
+        os.close(dir_fd)
+    log.info("event=local_exported dir=%s packages=%d written=%d", folder, len(waiting), copied)
+    return {"local_packages": len(waiting), "local_written": copied}
