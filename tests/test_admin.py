@@ -210,7 +210,7 @@ def test_the_page_shows_content_recent_arrivals_quarantine_and_uplink(admin, box
     content = page[page.index('id="content"'):page.index('id="import"')]
     assert re.search(r"节目 .*?<b>1</b>", content, re.S) and re.search(r"被拒收 .*?<b>1</b>", content, re.S)
     recent = page[page.index('id="recent"'):page.index('id="quarantine"')]
-    assert "pig-farming" in recent and "已上架" in recent and "被拒收" in recent
+    assert "科学养猪" in recent and "已上架" in recent and "被拒收" in recent
     quarantine = page[page.index('id="quarantine"'):page.index('id="uplink"')]
     assert box[1].quarantine()[0]["reason"] in quarantine  # the reason in plain words
     uplink = page[page.index('id="uplink"'):page.index('id="power"')]

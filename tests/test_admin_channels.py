@@ -174,12 +174,13 @@ def test_a_look_that_fails_because_the_line_is_down_is_shown_until_a_later_look_
         with pytest.raises(Exception):
             sync.run(down, lib)
         section = _section(_page(down, lib), "sync")
-        assert CHANNEL_WORDS["sync.failed"][0] in section
+        assert CHANNEL_WORDS["sync.line_down"][0] in section  # the true cause, said once
+        assert CHANNEL_WORDS["sync.never"][0] not in section and CHANNEL_WORDS["sync.failed"][0] not in section
         frozen.advance(60)
         centre.publish([_pkg(tmp_path, "maize")])
         up = cfg.replace(centre__url=centre.url, sync__timeout_s=5.0)
         assert [o.outcome for o in sync.run(up, lib).outcomes] == ["published"]
-        assert CHANNEL_WORDS["sync.failed"][0] not in _section(_page(up, lib), "sync")
+        assert CHANNEL_WORDS["sync.line_down"][0] not in _section(_page(up, lib), "sync")
 
 
 def test_without_a_centre_the_sync_says_it_is_off(box):

@@ -127,7 +127,7 @@ def ingest_one(lib: "Library", path: Path, source: str, progress: Progress | Non
             reason, detail = e.reason, e.detail
             outcome = Outcome(str(path), "rejected", ctx["id"], ctx["version"], reason, detail)
             lib._quarantine.add(path, source, reason, detail, ctx["id"], ctx["version"],
-                                move=source == "spool", kind=ctx.get("code"))
+                                move=source == "spool", kind=ctx.get("code"), title=ctx.get("title"))
         if outcome.outcome != "waiting":  # the spool asks often; the SD card need not hear of it
             lib.catalogue.record_outcome(outcome, clock.now())
     log.info("event=ingest source=%s path=%s outcome=%s id=%s version=%s reason=%s detail=%r",
@@ -147,7 +147,7 @@ def _ingest(lib: "Library", path: Path, source: str, progress: Progress | None, 
         # 1-2. signature, tag hashes, record, completeness: no payload byte read yet
         record = check_package(bag, lib.cfg.path("storage.trust_dir"), check_expiry=False, own=own_key(lib.cfg),
                                software_trust_dir=lib.cfg.path("storage.software_trust_dir"))
-        ctx["id"], ctx["version"] = record.id, record.version
+        ctx["id"], ctx["version"], ctx["title"] = record.id, record.version, record.title
         if not is_target(record.targets, lib.cfg.point.id, lib.cfg.point.township):
             _done_with_spool(path, source)
             return Outcome(str(path), "skipped", record.id, record.version, None, "not for this point")

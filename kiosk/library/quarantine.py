@@ -71,7 +71,8 @@ class Quarantine:
         self._index: tuple[tuple[int, int], dict[tuple[str, str, str], str]] | None = None
 
     def add(self, origin: Path, source: str, code: str, detail: str = "", item_id: str | None = None,
-            version: int | None = None, move: bool = False, key: str | None = None, kind: str | None = None) -> Path:
+            version: int | None = None, move: bool = False, key: str | None = None, kind: str | None = None,
+            title: str | None = None) -> Path:
         """Record a rejected package; move it here when `move` (a spool bag), else leave it be.
 
         `kind` picks finer plain words than the reason code (e.g. "stale" for a bad_record)."""
@@ -98,6 +99,7 @@ class Quarantine:
             "origin": str(origin),
             "id": item_id,
             "version": version,
+            "title": title,  # the device page names a package by its title when the record was readable
             "key": key,
             "package": "package" if will_move else None,
             "pruned": False,

@@ -93,7 +93,11 @@ def run(cfg: Config, library: Any, stop: threading.Event | None = None, session:
         try:
             return _run(cfg, library, state, stop, session)
         except Exception as e:  # the line is down or the index was refused: the device page says so
-            state["last_failure"] = {"at": clock.now(), "detail": f"{type(e).__name__}: {e}"[:300]}
+            before = state.get("last_failure") if isinstance(state.get("last_failure"), dict) else {}
+            ok_at = (state.get("last_run") or {}).get("at") or 0
+            since = before.get("since") or before.get("at") if (before.get("at") or 0) > ok_at else None
+            state["last_failure"] = {"at": clock.now(), "since": since or clock.now(), "code": failure_code(e),
+                                     "detail": f"{type(e).__name__}: {e}"[:300]}
             raise
         finally:
             _save(cfg, state)
@@ -155,14 +159,35 @@ def fetch_index(cfg: Config, session: requests.Session, state: dict[str, Any]) -
     try:
         signing.verify_signature(body, sig, cfg.path("storage.trust_dir"))
     except PackageRejected as e:
-        raise KioskError(f"the centre's package index is not signed by a trusted key ({e.reason}: {e.detail})") from None
+        raise IndexUntrusted(f"the centre's package index is not signed by a trusted key ({e.reason}: {e.detail})") from None
     try:
         doc = json.loads(body)
         generated = int(doc["generated"])
         entries = [_entry(p) for p in doc["packages"]]
     except (ValueError, KeyError, TypeError) as e:
-        raise KioskError(f"the centre's package index is malformed: {e}") from None
+        raise IndexMalformed(f"the centre's package index is malformed: {e}") from None
     return generated, entries
+
+
+class IndexUntrusted(KioskError):
+    """The index's signature verifies against no key in the trust folder."""
+
+
+class IndexMalformed(KioskError, ValueError):
+    """The index is too large or not the JSON the box expects."""
+
+
+def failure_code(e: BaseException) -> str:
+    """Why a look at the centre failed, as a code the device page has words for."""
+    if isinstance(e, IndexUntrusted):
+        return "untrusted_index"
+    if isinstance(e, IndexMalformed):
+        return "bad_index"
+    if isinstance(e, requests.HTTPError):
+        return "centre_error"
+    if isinstance(e, (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError)):
+        return "line_down"
+    return "failed"
 
 
 def _entry(p: dict[str, Any]) -> Entry:
@@ -190,7 +215,7 @@ def _get_small(session: requests.Session, url: str, timeout: float) -> bytes:
     finally:
         r.close()
     if len(body) > MAX_INDEX_BYTES:
-        raise KioskError(f"{url} is larger than {MAX_INDEX_BYTES} bytes")
+        raise IndexMalformed(f"{url} is larger than {MAX_INDEX_BYTES} bytes")
     return body
 
 
@@ -438,7 +463,8 @@ def _last_problem(state: dict[str, Any], last_run: dict[str, Any] | None) -> dic
     found: list[dict[str, Any]] = []
     failure = state.get("last_failure")
     if isinstance(failure, dict) and (failure.get("at") or 0) > ((last_run or {}).get("at") or 0):
-        found.append({"at": failure.get("at"), "code": "failed", "id": None, "version": None,
+        found.append({"at": failure.get("at"), "since": failure.get("since") or failure.get("at"),
+                      "code": failure.get("code") or "failed", "id": None, "version": None,
                       "detail": failure.get("detail", "")})
     if last_run and last_run.get("skipped") == "stale_index":
         found.append({"at": last_run.get("at"), "code": "stale_index", "id": None, "version": None,

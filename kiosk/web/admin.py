@@ -23,7 +23,8 @@ from flask import (
 
 from kiosk.device import Readings, health, history, power
 from kiosk.errors import KioskError, NotFound
-from kiosk.web import auth, channels, sparklines
+from kiosk.web import arrivals, auth, channels, sparklines
+from kiosk.web import glance as glance_mod
 from kiosk.web.screens import on_kiosk_screen
 from kiosk.web.channels import CHANNEL_WORDS  # noqa: F401 (tests and docs read it here)
 
@@ -163,6 +164,11 @@ def _admin_age_en(seconds: float | None) -> str:
 @bp.app_template_filter("admin_time")
 def _admin_time(ts: float | None) -> str:
     return fmt_time(ts)
+
+
+@bp.app_template_filter("file_name")
+def _file_name(path: Any) -> str:
+    return arrivals.file_name(path)
 
 
 @bp.app_template_filter("admin_size")
@@ -307,10 +313,33 @@ def _store() -> history.HistoryStore | None:
         return None
 
 
+# The page's sections, top to bottom, one template each under templates/admin/sections/.
+# A part of the box that has something to show adds its name here and its template there.
+SECTIONS = ["health", "content", "import", "spool", "sync", "items", "recent", "quarantine", "uplink", "power", "password", "more"]
+
+
+def _title_of(item_id: str) -> str | None:
+    try:
+        return _part("library").item(item_id).title
+    except Exception:  # gone since (deleted, evicted, withdrawn) or never published
+        return None
+
+
+def _action_url(action: str) -> str:
+    """Where a button at the top goes: a power action's confirm page, or a section opened."""
+    if action in _POWER_WORDS:
+        return url_for("admin.power_action", action=action)
+    return url_for("admin.index", open=action) + "#" + action
+
+
+def _glance(snap: dict[str, Any], spool_view: Any, sync_view: Any) -> dict[str, Any]:
+    return glance_mod.glance(snap, channels.problems(spool_view, sync_view))
+
+
 @bp.get("")
 @bp.get("/")
 def index() -> Any:
-    """Health at a glance, content, import, uplink, actions."""
+    """The one-glance state and its actions at the top; every topic below in a section that opens on demand."""
     cfg = _cfg()
     lib = _part("library")
     uplink = _uplink()
@@ -318,14 +347,30 @@ def index() -> Any:
     q = request.args.get("q", "").strip()
     items = _safe("items", lambda: lib.items(q=q or None, limit=30), None) if lib else None
     progress = import_progress()
+    spool_view = _spool_status()
+    sync_view = _safe("sync", lambda: channels.sync_view(uplink.get("sync")), None)
+    recent = _safe("recent", lambda: lib.recent(20), None) if lib else None
+    quarantine = _safe("quarantine", lib.quarantine, None) if lib else None
+    named = [r.get("id") for r in recent or []] + [e.get("id") for e in quarantine or []]
+    if sync_view:
+        named += [f.get("id") for f in sync_view.get("partial_files") or []] + [(sync_view.get("refused") or {}).get("id")]
+    titles = arrivals.titles_for(named, _title_of) if lib else {}
+    reasons, reasons_en = _reason_words()
+    opened = set(request.args.getlist("open"))
     return _page(
         "admin/index.html",
+        sections=SECTIONS,
+        opened=lambda name: name in opened,
+        glance=_glance(snap, spool_view, sync_view),
+        action_url=_action_url,
+        action_words=glance_mod.ACTION_WORDS,
         snap=snap,
         signals=health.SIGNALS,
         sparks=sparklines.for_history(_store()),
         summary=_safe("summary", lib.summary, None) if lib else None,
-        recent=_safe("recent", lambda: lib.recent(20), None) if lib else None,
-        quarantine=_safe("quarantine", lib.quarantine, None) if lib else None,
+        recent=arrivals.recent_view(recent, titles, reasons) if recent is not None else None,
+        quarantine=arrivals.quarantine_view(quarantine, titles) if quarantine is not None else None,
+        titles=titles,
         items=items,
         q=q,
         uplink=uplink,
@@ -333,12 +378,16 @@ def index() -> Any:
         uplink_depth=health.pick(uplink, "outbox", "outbox_depth", "pending"),
         centre_url=cfg.centre.url,
         progress=progress,
-        spool=_spool_status(),
+        spool=spool_view,
         spool_stale_s=cfg.storage.spool_stale_s,
-        sync=_safe("sync", lambda: channels.sync_view(uplink.get("sync")), None),
+        sync=sync_view,
+        sync_problems=channels.problems(sync_view),
         channel_words=CHANNEL_WORDS,
-        reason_words=_reason_words(),
+        channel_states=channels.CHANNEL_STATES,
+        reason_words=reasons,
+        reason_words_en=reasons_en,
         usb_disks=_usb_disks(),
+        min_password=auth.MIN_PASSWORD,
         messages=get_flashed_messages(with_categories=True),
         refresh=bool(progress and progress.get("state") == "importing"),
     )
@@ -348,12 +397,18 @@ def index() -> Any:
 def status_json() -> Any:
     """The page's facts as JSON (for a phone that polls, and for tests)."""
     lib = _part("library")
+    uplink = _uplink()
+    snap = health.snapshot(_hardware(), _cfg(), uplink)
+    spool_view = _spool_status()
+    sync_view = _safe("sync", lambda: channels.sync_view(uplink.get("sync")), None)
     return jsonify(
-        health=health.snapshot(_hardware(), _cfg(), _uplink()),
+        glance=_glance(snap, spool_view, sync_view),
+        health=snap,
         content=_safe("summary", lib.summary, None) if lib else None,
-        uplink=_uplink(),
+        uplink=uplink,
         import_progress=import_progress(),
-        spool=_spool_status(),
+        spool=spool_view,
+        sync=sync_view,
     )
 
 
@@ -368,39 +423,46 @@ def log_page() -> Any:
 def pin(item_id: str) -> Any:
     """Pin (keep) or release an item."""
     pinned = request.form.get("pinned", "1") == "1"
+    title = _title_of(item_id)
     try:
         _part("library").pin(item_id, pinned)
     except NotFound:
-        flash("没有找到这个节目。" + f" (no item {item_id})", "fault")
+        flash("没有找到这个节目，可能已经被删除了。", "fault")
     else:
-        flash(("已固定，不会被自动删除：" if pinned else "已取消固定：") + item_id, "ok")
+        flash(("已固定，不会被自动删除：" if pinned else "已取消固定：") + f"“{title}”", "ok")
         log.info("event=admin_pin id=%s pinned=%s", item_id, pinned)
-    return redirect(url_for("admin.index", q=request.form.get("q") or None) + "#items")
+    return redirect(url_for("admin.index", q=request.form.get("q") or None, open="items") + "#items")
 
 
 @bp.route("/items/<item_id>/delete", methods=["GET", "POST"])
 def delete(item_id: str) -> Any:
-    """Delete an item, after a confirm step."""
+    """Delete an item, after a confirm step that names it by its title."""
+    title = _title_of(item_id)
+    if title is None:
+        flash("没有找到这个节目，可能已经被删除了。", "fault")
+        return redirect(url_for("admin.index", open="items") + "#items")
     if request.method == "GET" or request.form.get("confirm") != "yes":
         return _page("admin/confirm.html", action=url_for("admin.delete", item_id=item_id),
-                     question=f"确定要删除节目“{item_id}”吗？删除后村民就看不到了。",
-                     question_en=f"Delete the programme {item_id}? Villagers will no longer see it.",
+                     question=f"确定要删除节目“{title}”吗？删除后村民就看不到了。",
+                     question_en=f"Delete the programme “{title}”? Villagers will no longer see it.",
                      button="删除 Delete")
     try:
         _part("library").delete(item_id)
     except NotFound:
-        flash("没有找到这个节目。" + f" (no item {item_id})", "fault")
+        flash("没有找到这个节目，可能已经被删除了。", "fault")
+    except KioskError:
+        flash("现在正在导入节目，不能删除。请等导入完成后再试。", "fault")
     else:
-        flash("已删除：" + item_id, "ok")
+        flash(f"已删除：“{title}”", "ok")
         log.info("event=admin_delete id=%s", item_id)
-    return redirect(url_for("admin.index") + "#items")
+    return redirect(url_for("admin.index", open="items") + "#items")
 
 
-def _reason_words() -> dict[str, str]:
-    """Rejection reasons in plain Chinese (the library's own words)."""
+def _reason_words() -> tuple[dict[str, str], dict[str, str]]:
+    """Rejection reasons in plain Chinese and in English (the library's own words)."""
     from kiosk.library import quarantine
 
-    return dict(getattr(quarantine, "REASONS_ZH", {}))
+    return dict(quarantine.REASONS_ZH), dict(quarantine.REASONS_EN)
 
 
 # --- satellite spool and telecom sync (their words live in kiosk/web/channels.py) ------------
@@ -432,16 +494,17 @@ def start_import() -> Any:
 
     disk = request.form.get("disk", "")
     if disk not in _usb_disks():
-        flash("没有找到这个U盘，请重新插好再试。 (no such disk)", "fault")
-        return redirect(url_for("admin.index") + "#import")
+        flash("没有找到这个U盘，请重新插好再试。", "fault")
+        return redirect(url_for("admin.index", open="import") + "#import")
     try:
         usb.start_import(_cfg(), _part("library"), Path(disk))
     except KioskError as e:
-        flash(f"现在不能导入：已经有一个导入在进行。 ({e})", "fault")
+        log.info("event=admin_import_refused error=%r", str(e))
+        flash("现在不能导入：已经有一个导入在进行，请等它完成。", "fault")
     else:
         flash("开始导入，请不要拔出U盘。", "ok")
         log.info("event=admin_import disk=%s", disk)
-    return redirect(url_for("admin.index") + "#import")
+    return redirect(url_for("admin.index", open="import") + "#import")
 
 
 # --- power -----------------------------------------------------------------------------
@@ -467,8 +530,9 @@ def power_action(action: str) -> Any:
     try:
         power.perform(_cfg(), action)
     except KioskError as e:
+        log.warning("event=admin_power_failed action=%s error=%r", action, str(e))
         return _page("admin/message.html", 500, level="fault", title=f"{name}没有成功", title_en=f"{name_en} failed",
-                     text="请再试一次；仍不行，请直接拔掉电源再插上。", text_en=str(e))
+                     text="请再试一次；仍不行，请直接拔掉电源再插上。", text_en="Try again; if it still fails, unplug the power and plug it in again.")
     return _page("admin/message.html", level="ok", title=name, title_en=name_en, text=done, text_en=done_en)
 
 
