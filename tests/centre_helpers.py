@@ -11,8 +11,10 @@ import pytest
 
 from kiosk import config as config_mod
 from kiosk import wire
+from tests.conftest import missing
 
-PG_URL = os.environ.get("KIOSK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# tools/test.sh creates this role and database (password authentication) on a fresh machine.
+PG_URL = os.environ.get("KIOSK_TEST_PG_URL", "postgresql://kiosk_test:kiosk_test@127.0.0.1:5432/kiosk_test")
 
 
 def pg_reachable() -> str:
@@ -43,7 +45,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     why = pg_reachable()
     if why:
-        pytest.skip(why)
+        missing(why)
     schema = f"t_{uuid.uuid4().hex[:16]}"
     yield f"{PG_URL}?schema={schema}"
     drop_schema(schema)

@@ -12,7 +12,7 @@ from kiosk.device import history
 from kiosk.device.fake import FakeHardware
 from kiosk.library import Library
 from kiosk.web import create_app
-from tests.conftest import free_port
+from tests.conftest import free_port, need_module
 from tests.packages import make_bag, trust_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -51,7 +51,7 @@ def box(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need_module("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield b

@@ -12,6 +12,7 @@ import pytest
 from kiosk.errors import PackageRejected, UnsafePath
 from kiosk.library.bag import decode_path, encode_path, open_bag, validate_bag
 from tests.packages import make_bag, tar_folder, tar_member, write_bag
+from tests.conftest import missing
 
 FILES = {"video.mp4": b"v" * 1000, "sub dir/说明.txt": b"hello\n", "poster.jpg": b"\xff\xd8jpeg"}
 
@@ -217,7 +218,7 @@ def test_a_hard_link_in_a_folder_bag_is_unsafe(tmp_path: Path) -> None:
         open_bag(folder)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+@pytest.mark.needs(os.geteuid() == 0, "making a device node needs root")
 def test_a_device_file_in_a_folder_bag_is_unsafe(tmp_path: Path) -> None:
     folder = plain_bag(tmp_path)
     os.mknod(folder / "data/null", 0o600 | 0o020000, os.makedev(1, 3))
@@ -327,7 +328,7 @@ def test_it_reads_tars_made_by_gnu_tar(tmp_path: Path, how: str) -> None:
     import subprocess
 
     if shutil.which("tar") is None:
-        pytest.skip("tar not installed")
+        missing("tar not installed")
     folder = plain_bag(tmp_path)
     out = tmp_path / "gnu.tar"
     args = ["-C", str(tmp_path), "plain"] if how == "folder" else ["-C", str(folder), "."]

@@ -10,6 +10,7 @@ import pytest
 
 from tests.centre_helpers import report
 from tests.test_centre_e2e import OFFLINE_AFTER_S, Centre
+from tests.conftest import missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -38,7 +39,7 @@ def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Centre]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+        missing("Debian's chromium is not installed")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

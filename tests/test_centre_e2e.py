@@ -17,7 +17,7 @@ from kiosk import wire
 from kiosk.centre import simulate
 from kiosk.centre.store import Store
 from tests.centre_helpers import PG_URL, drop_schema, pg_reachable, report, signed
-from tests.conftest import free_port
+from tests.conftest import free_port, missing
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +99,7 @@ def centre(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     else:
         why = pg_reachable()
         if why:
-            pytest.skip(why)
+            missing(why)
         schema = f"e2e_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
         db = f"{PG_URL}?schema={schema}"
     c = Centre(root, db)

@@ -17,6 +17,7 @@ from kiosk.errors import KioskError, PackageRejected
 from kiosk.library.bag import open_bag, validate_bag
 from kiosk.library.package import build_package, check_package, verify_package
 from tests.packages import DROP, make_bag, make_key, resign, trust_dir, trust_key
+from tests.conftest import need_module
 
 RECORD = {"id": "winter-pigs", "version": 2, "title": "冬季养猪", "category": "agriculture", "main": "data/pigs.mp4", "poster": "img/poster.jpg"}
 
@@ -66,7 +67,7 @@ def test_a_built_package_verifies_and_passes_loc_bagit(tmp_path: Path, out: str,
         assert bag.oxum == (20000 + 8 + len("中文说明\n".encode()), 3)
         assert "signature.ed25519" not in bag.tag_manifest
     if out == "pkg":
-        bagit = pytest.importorskip("bagit")
+        bagit = need_module("bagit")
         bagit.Bag(str(tmp_path / out)).validate()
     else:
         with tarfile.open(tmp_path / out) as t:
@@ -122,9 +123,9 @@ def test_the_real_command_prints_one_plain_line_when_it_rejects(tmp_path: Path) 
 # --- a bag from LoC's tool, signed with an OpenSSL key ------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+@pytest.mark.needs(shutil.which("openssl") is not None, "openssl not installed")
 def test_a_loc_bagit_bag_with_kiosk_json_and_an_openssl_signature_verifies(tmp_path: Path) -> None:
-    bagit = pytest.importorskip("bagit")
+    bagit = need_module("bagit")
     bag = tmp_path / "loc"
     (bag / "videos").mkdir(parents=True)
     (bag / "videos/maize.mp4").write_bytes(b"maize" * 1000)
@@ -291,7 +292,7 @@ def test_odd_file_names_survive_build_and_verify(tmp_path: Path, out: str) -> No
 
 def test_a_loc_bag_with_percent_signs_in_names_verifies(tmp_path: Path) -> None:
     # bagit-python writes '%' unencoded (RFC 8493 wants %25); such names must still match
-    bagit = pytest.importorskip("bagit")
+    bagit = need_module("bagit")
     bag = tmp_path / "loc"
     bag.mkdir()
     for n in ("50% off.mp4", "%25 literally.txt", "%0A literally.txt"):

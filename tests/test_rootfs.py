@@ -32,7 +32,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -48,8 +48,6 @@ BOX_UNITS = ["kiosk.service", "kiosk-display.service", "kiosk-setup.service", "k
 
 
 def _why_not() -> str | None:
-    if os.environ.get("KIOSK_SKIP_ROOTFS") == "1":
-        return "KIOSK_SKIP_ROOTFS=1 (run it on its own with tools/rootfs-test.sh)"
     if os.geteuid() != 0:
         return "needs root (debootstrap, chroot, mounts)"
     for tool in ("debootstrap", "chroot", "mount", "systemd-analyze"):
@@ -58,7 +56,10 @@ def _why_not() -> str | None:
     return None
 
 
-pytestmark.append(pytest.mark.skipif(_why_not() is not None, reason=_why_not() or ""))
+if os.environ.get("KIOSK_SKIP_ROOTFS") == "1":  # asked for by whoever runs the tests, not missing
+    pytestmark.append(pytest.mark.skip(reason="KIOSK_SKIP_ROOTFS=1 (run it on its own with tools/rootfs-test.sh)"))
+else:
+    pytestmark.append(pytest.mark.needs(_why_not() is None, _why_not() or ""))
 
 
 def stage_packages() -> list[str]:
@@ -296,7 +297,7 @@ def loop_card(path: Path) -> Iterator[str]:
     try:
         subprocess.run(["partx", "-a", dev], capture_output=True)
         if not Path(f"/sys/class/block/{Path(dev).name}p1").exists():
-            pytest.skip("this kernel makes no partition devices for loop devices (no MBR partition support)")
+            missing("this kernel makes no partition devices for loop devices (no MBR partition support)")
         yield dev
     finally:
         subprocess.run(["losetup", "--detach", dev], capture_output=True)
@@ -304,7 +305,7 @@ def loop_card(path: Path) -> Iterator[str]:
 
 def test_the_first_boot_makes_the_data_partition_from_the_rest_of_the_card(image_root: Path) -> None:
     if shutil.which("losetup") is None or not Path("/dev/loop-control").exists():
-        pytest.skip("needs loop devices")
+        missing("needs loop devices")
     # A small card laid out as pi-gen does: boot (FAT) at 4 MiB, root right after, the rest free.
     card = image_root / "card.img"
     with card.open("wb") as f:
@@ -332,7 +333,7 @@ def test_the_first_boot_makes_the_data_partition_from_the_rest_of_the_card(image
 
 def test_the_first_boot_leaves_a_card_without_free_space_alone(image_root: Path) -> None:
     if shutil.which("losetup") is None or not Path("/dev/loop-control").exists():
-        pytest.skip("needs loop devices")
+        missing("needs loop devices")
     card = image_root / "full.img"
     with card.open("wb") as f:
         f.truncate(120 * 1024 * 1024)
@@ -479,7 +480,7 @@ def _descendant_named(pid: int, name: str) -> int | None:
     return None
 
 
-@pytest.mark.skipif(shutil.which("systemd-nspawn") is None, reason="needs systemd-nspawn (Debian package systemd-container)")
+@pytest.mark.needs(shutil.which("systemd-nspawn") is not None, "needs systemd-nspawn (Debian package systemd-container)")
 def test_the_image_boots_with_systemd_serves_recovers_from_a_hang_and_powers_off_for_the_box(image_tree: Path, tmp_path: Path) -> None:
     """The image booted by its own systemd in a container: units, sd_notify, watchdog, polkit."""
     port = free_port()

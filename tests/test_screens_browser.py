@@ -22,9 +22,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screens"
 
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark.append(pytest.mark.needs(Path(CHROMIUM).exists(), "Debian's chromium is not installed"))
+try:
+    import playwright.sync_api as sync_api
+except ImportError:  # missing() says so when a test runs
+    sync_api = None
 
 # Every visible link, button and field, with its size.
 TARGETS_JS = """() => [...document.querySelectorAll('a, button, input:not([type=hidden]), select, [role=button]')]

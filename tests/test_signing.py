@@ -104,7 +104,7 @@ def test_files_in_the_trust_folder_that_are_not_ed25519_public_keys_are_skipped(
     assert [n for n, _ in trusted_keys(trust)] == ["pub.pub"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+@pytest.mark.needs(shutil.which("openssl") is not None, "openssl not installed")
 def test_keys_from_openssl_sign_and_our_signatures_verify_with_openssl(tmp_path: Path) -> None:
     key = tmp_path / "ossl.pem"
     subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True, capture_output=True)

@@ -28,7 +28,7 @@ def instance(name: str) -> str:
     return INSTANCES.get(name, name.replace("@.service", "@test.service"))
 
 
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+needs_analyze = pytest.mark.needs(shutil.which("systemd-analyze") is not None, "systemd-analyze is not installed")
 
 
 def read_unit(name: str) -> list[tuple[str, str, str]]:
@@ -221,7 +221,7 @@ console.log(JSON.stringify(out));
 """
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to evaluate the polkit rule")
+@pytest.mark.needs(shutil.which("node") is not None, "node is needed to evaluate the polkit rule")
 def test_polkit_lets_the_box_start_exactly_the_three_power_units() -> None:
     manage = "org.freedesktop.systemd1.manage-units"
     cases = [

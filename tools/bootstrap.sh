@@ -9,8 +9,9 @@ SUDO=""
 # Debian packages: Python's venv, Chromium and CJK fonts for browser tests and the screens,
 # espeak-ng for read-aloud, openssl for the figures, nginx for the Range benchmark,
 # debootstrap and systemd-container for the image test (a Debian root file system, booted),
-# ffmpeg for ffprobe, which checks that a local video plays before the box takes it.
-DEBS="python3-venv python3-pip chromium fonts-noto-cjk espeak-ng openssl nginx-light systemd debootstrap systemd-container ffmpeg"
+# ffmpeg for ffprobe, which checks that a local video plays before the box takes it; nodejs to
+# evaluate the polkit rule in its test; git to fetch the BagIt conformance suite when it is absent.
+DEBS="python3-venv python3-pip chromium fonts-noto-cjk espeak-ng openssl nginx-light systemd debootstrap systemd-container ffmpeg nodejs git"
 missing=""
 for p in $DEBS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
