@@ -104,6 +104,7 @@ def test_the_administrator_sets_a_password_logs_in_and_sees_all_is_well(browser,
 
 def test_a_form_with_a_forged_csrf_token_changes_nothing(browser, box):
     ctx, page = _logged_in(browser, box)
+    page.click("#items summary")
     form = page.locator('#item-pig-farming form')
     form.locator('input[name="csrf"]').evaluate("el => el.value = 'forged'")
     form.locator("button").click()
@@ -132,7 +133,7 @@ def test_the_page_works_on_a_phone_sized_screen(browser, box):
     no_scroll = page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     assert no_scroll
     small = page.evaluate("""[...document.querySelectorAll('button, a.button')]
-        .filter(e => e.offsetParent !== null)
+        .filter(e => e.checkVisibility())
         .map(e => e.getBoundingClientRect())
         .filter(r => r.height < 48 || r.width < 48).length""")
     assert small == 0
