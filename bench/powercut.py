@@ -5,7 +5,8 @@
 Each round checks what tests/test_powercut.py checks (catalogue integrity, nothing
 unverified visible, old state or new state, a clean ingest afterwards) and the run
 prints how the kills fell: before the new version became visible ("old"), after it
-("new"), or after the process had already finished ("finished").
+("new"), or after the process had already finished ("finished"), and by the phase of
+the work each hit (hashing, staging, publishing, committing, ...).
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="powercut-"))
     t = time.monotonic()
     try:
-        outcomes = run_kills(tmp, args.kills, args.seed)
+        outcomes, phases = run_kills(tmp, args.kills, args.seed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{sum(outcomes.values())} kills in {time.monotonic() - t:.0f} s, every check passed")
     for what in ("old", "new", "finished"):
         print(f"  {what:<9} {outcomes.get(what, 0)}")
+    print("by the phase the kill hit:")
+    for phase, n in sorted(phases.items(), key=lambda kv: -kv[1]):
+        print(f"  {phase:<11} {n}")
     return 0
 
 
