@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -151,7 +152,7 @@ def test_script_in_a_package_cannot_read_the_device_page_in_chromium(served, bro
     page.click('button[type="submit"]')
     page.wait_for_selector("#glance")
     admin_requests: list[str] = []
-    page.on("request", lambda req: admin_requests.append(req.url) if "/admin" in req.url else None)
+    page.on("request", lambda req: admin_requests.append(req.url) if urlsplit(req.url).path.startswith("/admin") else None)
     for path in ("evil.svg", "evil.xhtml", "article.html"):
         page.goto(f"{url}/media/notice/1/{path}")
         page.wait_for_load_state("load")
