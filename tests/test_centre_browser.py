@@ -67,7 +67,7 @@ def test_staff_log_in_and_see_the_offline_point_marked_in_red(centre: Centre, br
     assert "离线" in quiet.inner_text()
     assert quiet.evaluate("e => getComputedStyle(e.querySelector('td')).backgroundColor") == "rgb(252, 232, 230)"
     assert loud.get_attribute("data-status") == "online" and "在线" in loud.inner_text()
-    assert page.locator("h2", has_text="东风乡").count() == 1
+    assert page.locator("tr[data-child=东风乡]").count() == 1
     page.close()
 
 

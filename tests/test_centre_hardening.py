@@ -79,7 +79,7 @@ def test_csv_exports_speak_chinese_headers_statuses_and_topic_names(centre) -> N
     post(client, "p1", secret, [report("p1", 1, box_time=clock.now(), clock_synced=True, requests=ask)])
     login(client)
     points = rows(client.get("/points.csv").get_data(as_text=True))
-    assert points[0] == ["编号", "名称", "乡镇", "状态", "最后联系"]
+    assert points[0] == ["编号", "名称", "乡镇", "状态", "最后联系", "县"]
     assert sorted(r[3] for r in points[1:]) == ["从未联系", "在线"]
     requests = rows(client.get("/requests.csv").get_data(as_text=True))
     assert requests[0] == ["时间", "服务点编号", "服务点", "乡镇", "栏目", "内容"]

@@ -157,3 +157,78 @@ def test_the_command_line_enrols_into_the_tree_and_gives_scoped_logins_and_token
         assert store.token_scope(token) == Node("临县", "东风乡")
     finally:
         store.close()
+
+
+# --- pages and exports ----------------------------------------------------------------
+
+
+def log_in(client, user: str) -> str:
+    import re
+
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = client.post("/login", data={"username": user, "password": "a good password", "csrf_token": token})
+    assert r.status_code == 302, r.get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+
+
+@pytest.fixture
+def staff(centre):
+    client, tokens = centre
+    store = client.application.extensions["centre"]["store"]
+    store.set_user("sheng", "a good password", "province")
+    store.set_user("lin", "a good password", "county:临县")
+    with clock.use(clock.FrozenClock(NOW - 86400)):
+        store.ingest("b1", [report("b1", 2, requests=[{"id": 1, "text": "兴县的点播"}])], received_at=NOW - 86400)
+        store.ingest("a2", [report("a2", 2, requests=[{"id": 1, "text": "临县的点播"}])], received_at=NOW - 86400)
+    return client, store
+
+
+def test_the_province_dashboard_lists_counties_worst_first_and_drills_down(staff) -> None:
+    client, _ = staff
+    log_in(client, "sheng")
+    page = client.get("/").get_data(as_text=True)
+    assert page.index('data-child="兴县"') < page.index('data-child="临县"') < page.index('data-child="岚县"')
+    county = client.get("/?county=临县").get_data(as_text=True)
+    assert 'data-child="城关镇"' in county and 'data-child="河口镇"' not in county
+    township = client.get("/?county=临县&township=东风乡").get_data(as_text=True)
+    assert 'data-point="a3"' in township and 'data-point="a4"' in township and 'data-point="a1"' not in township
+    assert client.get("/?county=没有这个县").status_code == 404
+    past = client.get("/?page=99")
+    assert past.status_code == 200 and "nothing past the last page" in past.get_data(as_text=True)
+    found = client.get("/?q=%25").get_data(as_text=True)
+    assert "data-point=" not in found
+
+
+def test_county_staff_pages_and_exports_hold_nothing_of_another_county(staff) -> None:
+    client, _ = staff
+    log_in(client, "lin")
+    home = client.get("/").get_data(as_text=True)
+    assert 'data-child="城关镇"' in home and "兴县" not in home and 'data-point="b' not in home
+    for path in ("/?county=兴县", "/points/b1", "/points.csv?county=兴县", "/usage?county=兴县", "/usage.csv?county=兴县",
+                 "/requests.csv?county=兴县", "/report?county=兴县", "/?county=没有这个县"):
+        r = client.get(path)
+        assert r.status_code == 403, path
+    assert client.get("/points/a1").status_code == 200
+    for path in ("/points.csv", "/requests.csv", "/usage.csv?by=township", "/report", "/requests", "/usage"):
+        text = client.get(path).get_data(as_text=True)
+        assert "兴县" not in text and "河口镇" not in text and "石桥乡" not in text, path
+    assert "临县的点播" in client.get("/requests.csv").get_data(as_text=True)
+    points_csv = client.get("/points.csv").get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert len(points_csv) == 1 + 4
+
+
+def test_county_staff_enrol_only_in_their_county_and_may_not_publish(staff) -> None:
+    client, store = staff
+    csrf = log_in(client, "lin")
+    r = client.post("/enroll", data={"point_id": "a9", "township": "城关镇", "csrf_token": csrf})
+    assert r.status_code == 200 and store.point("a9")["county"] == "临县"
+    r = client.post("/enroll", data={"point_id": "x9", "county": "兴县", "csrf_token": csrf})
+    assert r.status_code == 403 and store.secret("x9") is None
+    before = store.secret("b1")
+    assert client.post("/enroll", data={"point_id": "b1", "csrf_token": csrf}).status_code == 403
+    assert store.secret("b1") == before  # a box of another county is not cut off
+    assert client.get("/publish").status_code == 403
+    r = client.post("/tokens", data={"name": "script", "csrf_token": csrf})
+    assert r.status_code == 200 and "county:临县" in r.get_data(as_text=True)
+    assert "province" not in client.get("/tokens").get_data(as_text=True).split("<table>")[1]

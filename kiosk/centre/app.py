@@ -62,6 +62,7 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
     )
     app.jinja_env.globals.update(fact=facts.fact, fact_rows=facts.rows, HEALTH_FACTS=facts.HEALTH, CONTENT_FACTS=facts.CONTENT)
     app.jinja_env.filters.update(celsius=facts.celsius, percent=facts.percent, detail=facts.detail, when=facts.moment)
+    app.jinja_env.globals.update(staff_scope=auth.scope, node_args=views.node_args, node_crumbs=views.node_crumbs)
     app.jinja_env.filters["dt"] = stats.local_time
     app.jinja_env.filters["ago"] = _ago
     app.jinja_env.filters["topic"] = stats.topic_name

@@ -6,10 +6,11 @@ import csv
 import io
 import time
 from collections import Counter
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from kiosk.centre.status import Rules
 from kiosk.centre.store import Store, month_of
+from kiosk.centre.tree import PROVINCE, Node
 
 
 # The box's topic names (kiosk/web/i18n.py), repeated here: the centre shares only the wire
@@ -77,15 +78,16 @@ def month_range(months: int, now: float) -> tuple[str, str]:
     return f"{total // 12:04d}-{total % 12 + 1:02d}", month_of(now)
 
 
-def usage(store: Store, by: str, first: str, last: str) -> list[dict[str, Any]]:
-    """Plays summed by township or by topic (category), and month, between two months."""
-    key = {"township": "p.township", "category": "pl.category"}.get(by)
+def usage(store: Store, by: str, first: str, last: str, node: Node = PROVINCE) -> list[dict[str, Any]]:
+    """Plays summed by county, township or topic (category), and month, between two months, inside a node."""
+    key = {"county": "p.county", "township": "p.township", "category": "pl.category"}.get(by)
     if key is None:
-        raise ValueError("usage is by township or by category")
+        raise ValueError("usage is by county, township or category")
+    where, params = node.where("p")
     rows = store.db.query(
         f"SELECT {key}, pl.month, SUM(pl.opens), SUM(pl.plays) FROM plays pl JOIN points p ON p.id = pl.point "
-        f"WHERE pl.month >= ? AND pl.month <= ? GROUP BY {key}, pl.month ORDER BY {key}, pl.month",
-        (first, last),
+        f"WHERE pl.month >= ? AND pl.month <= ? AND {where} GROUP BY {key}, pl.month ORDER BY {key}, pl.month",
+        (first, last, *params),
     )
     return [{by: r[0] or "", "month": r[1], "opens": int(r[2]), "plays": int(r[3])} for r in rows]
 
@@ -100,22 +102,25 @@ def pivot(rows: list[dict[str, Any]], by: str, measure: str = "opens") -> tuple[
     return months, lines
 
 
-def requests(store: Store, first: str, last: str, limit: int = 1000) -> list[dict[str, Any]]:
-    """Villagers' requests between two months, newest first."""
+def requests(store: Store, first: str, last: str, limit: int = 1000, node: Node = PROVINCE) -> list[dict[str, Any]]:
+    """Villagers' requests between two months inside a node, newest first."""
+    where, params = node.where("p")
     rows = store.db.query(
-        "SELECT r.at, r.point, p.name, p.township, r.topic, r.text FROM requests r JOIN points p ON p.id = r.point "
-        "WHERE r.month >= ? AND r.month <= ? ORDER BY r.at DESC LIMIT ?",
-        (first, last, limit),
+        "SELECT r.at, r.point, p.name, p.township, r.topic, r.text, p.county FROM requests r JOIN points p ON p.id = r.point "
+        f"WHERE r.month >= ? AND r.month <= ? AND {where} ORDER BY r.at DESC LIMIT ?",
+        (first, last, *params, limit),
     )
-    keys = ("at", "point", "name", "township", "topic", "text")
+    keys = ("at", "point", "name", "township", "topic", "text", "county")
     return [dict(zip(keys, r)) for r in rows]
 
 
-def request_topics(store: Store, first: str, last: str) -> list[tuple[str, int]]:
-    """How often each topic was asked for, most asked first."""
+def request_topics(store: Store, first: str, last: str, node: Node = PROVINCE) -> list[tuple[str, int]]:
+    """How often each topic was asked for inside a node, most asked first."""
+    where, params = node.where("p")
     rows = store.db.query(
-        "SELECT topic, COUNT(*) FROM requests WHERE month >= ? AND month <= ? GROUP BY topic ORDER BY COUNT(*) DESC",
-        (first, last),
+        "SELECT r.topic, COUNT(*) FROM requests r JOIN points p ON p.id = r.point "
+        f"WHERE r.month >= ? AND r.month <= ? AND {where} GROUP BY r.topic ORDER BY COUNT(*) DESC",
+        (first, last, *params),
     )
     return [(r[0] or "", int(r[1])) for r in rows]
 
@@ -135,13 +140,22 @@ def csv_cell(value: Any) -> Any:
 
 def to_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
     """CSV text with a byte-order mark so spreadsheet programs read the Chinese right; no cell runs as a formula."""
+    return "".join(csv_stream(header, rows))
+
+
+def csv_stream(header: list[str], rows: Iterable[Iterable[Any]], chunk: int = 1000) -> Iterator[str]:
+    """The same CSV text in pieces of `chunk` rows, so a province's export never sits whole in memory."""
     buf = io.StringIO()
     buf.write("\ufeff")
     writer = csv.writer(buf)
     writer.writerow(header)
-    for row in rows:
+    for n, row in enumerate(rows, 1):
         writer.writerow([csv_cell(v) for v in row])
-    return buf.getvalue()
+        if n % chunk == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
 
 
 def local_time(t: float | None) -> str:

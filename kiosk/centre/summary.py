@@ -8,12 +8,12 @@ points as with 700: one grouped count over an index, or one page of at most
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from kiosk.centre.status import STATUSES, Rules
 from kiosk.centre.store import Store, point_columns, point_row
 from kiosk.centre.tree import Node
-from kiosk.errors import KioskError, NotFound
+from kiosk.errors import KioskError
 
 MAX_PER_PAGE = 100
 COUNTED = ("online", "late", "offline", "never")
@@ -45,6 +45,12 @@ def exists(store: Store, node: Node) -> bool:
         return True
     where, params = node.where()
     return store.db.one(f"SELECT 1 FROM points WHERE {where} LIMIT 1", params) is not None
+
+
+def only_county(store: Store) -> str | None:
+    """The county's name when every point is in one county (a county centre), else None."""
+    rows = store.db.query("SELECT DISTINCT county FROM points LIMIT 2")
+    return rows[0][0] if len(rows) == 1 else None
 
 
 def summary(store: Store, rules: Rules, now: float, node: Node) -> dict[str, Any]:
@@ -151,8 +157,18 @@ def points_page(store: Store, rules: Rules, now: float, node: Node, status: str 
             "node": str(node), "points": points}
 
 
-def node_or_404(store: Store, node: Node) -> Node:
-    """The node itself when points are inside it, else NotFound with a plain sentence."""
-    if not exists(store, node):
-        raise NotFound(f"no {node.level} named {node.name!r}" + (f" in {node.county}" if node.level == "township" else ""))
-    return node
+def iter_points(store: Store, rules: Rules, now: float, node: Node, chunk: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every point inside a node with its status, by id, read `chunk` rows at a time (for exports)."""
+    where, params = node.where()
+    after = ""
+    while True:
+        rows = store.db.query(
+            f"SELECT {point_columns()} FROM points WHERE {where} AND id > ? ORDER BY id LIMIT ?", params + [after, chunk]
+        )
+        for r in rows:
+            p = point_row(r)
+            p["status"] = rules.status(p["last_seen"], now)
+            yield p
+        if len(rows) < chunk:
+            return
+        after = rows[-1][0]

@@ -11,8 +11,9 @@ from flask import Blueprint, Response, abort, current_app, g, render_template, r
 from markupsafe import Markup
 
 from kiosk import clock
-from kiosk.centre import charts, stats, status
-from kiosk.centre.auth import login_required
+from kiosk.centre import auth, charts, stats, status, summary
+from kiosk.centre.auth import login_required, requested_node
+from kiosk.centre.tree import PROVINCE, BadScope, Node
 from kiosk.errors import KioskError, NotFound
 
 bp = Blueprint("dash", __name__)
@@ -34,34 +35,53 @@ def _months() -> tuple[str, str]:
     return first, last
 
 
-def _overview() -> list[dict[str, Any]]:
-    c = _centre()
-    return stats.overview(c["store"], c["store"].rules(c["config"]), clock.now())
-
-
 @bp.get("/")
 @login_required
 def index() -> Any:
-    """Points by township with status colours; ?offline_hours=N keeps those offline longer."""
+    """The dashboard at a node of the tree: counts by status for each child, worst first, and a page of points."""
     c = _centre()
+    store = c["store"]
     now = clock.now()
-    rules = c["store"].rules(c["config"])
-    points = stats.overview(c["store"], rules, now)
-    counts = stats.count_by_status(points)
-    hours_arg = request.args.get("offline_hours", "").strip()
-    hours: float | None = None
-    if hours_arg:
-        try:
-            hours = max(0.0, float(hours_arg))
-        except ValueError:
-            hours = None
-    shown = points
-    if hours is not None:
-        shown = [p for p in points if p["status"] == "offline" and p["quiet_s"] >= hours * 3600]
+    rules = store.rules(c["config"])
+    node = _page_node()
+    try:
+        filters = summary.parse_filters(request.args)
+    except summary.BadQuery as e:
+        abort(400, description=str(e))
+    counts = summary.summary(store, rules, now, node)
+    listing = summary.points_page(store, rules, now, node, **filters)
+    for p in listing["points"]:
+        p["offline_since"] = p["last_seen"] if p["status"] == "offline" else None
     return render_template(
-        "centre/index.html", groups=stats.by_township(shown), counts=counts, total=len(points),
-        hours=hours_arg if hours is not None else "", grace=rules.in_grace(now), shown=len(shown),
+        "centre/index.html", node=node, counts=counts["node"], children=counts["children"], listing=listing,
+        filters=filters, filtered=bool(filters["status"] or filters["q"] or filters["offline_hours"] is not None),
+        grace=rules.in_grace(now),
+        keep={k: request.args[k] for k in ("q", "status", "offline_hours") if request.args.get(k)},
     )
+
+
+def _page_node() -> Node:
+    """The node a page shows: as the API reads it, but a province of one county opens on that county."""
+    node = requested_node()
+    if node.level == "province" and not request.args.get("county"):
+        only = summary.only_county(_centre()["store"])
+        if only is not None:
+            return Node(only)
+    return node
+
+
+def node_args(node: Node, extra: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    """The query arguments naming a node (none for the province), with any others for a link."""
+    args = {k: v for k, v in (("county", node.county), ("township", node.township)) if v}
+    return {**args, **(extra or {}), **more}
+
+
+def node_crumbs(node: Node) -> list[tuple[str, dict[str, str]]]:
+    """(label, query) for each level from the staff member's own down to `node`."""
+    levels = [("全省 province", {}), (node.county or summary.UNNAMED["county"], node_args(Node(node.county))),
+              (node.township or summary.UNNAMED["township"], node_args(node))]
+    depth = {"province": 1, "county": 2, "township": 3}
+    return levels[depth[auth.scope().level] - 1 : depth[node.level]]
 
 
 @bp.get("/points/<point_id>")
@@ -75,6 +95,7 @@ def point(point_id: str) -> Any:
         p = store.point(point_id)
     except NotFound:
         abort(404, description=f"no point {point_id}")
+    auth.check_point(p)
     rules = store.rules(c["config"])
     p["status"] = rules.status(p["last_seen"], now)
     p["quiet_s"] = None if p["last_seen"] is None else max(0.0, now - p["last_seen"])
@@ -95,8 +116,9 @@ def usage() -> Any:
     """Plays by township and by topic, month by month."""
     first, last = _months()
     store = _centre()["store"]
-    tables = {by: stats.pivot(stats.usage(store, by, first, last), by) for by in ("township", "category")}
-    return render_template("centre/usage.html", tables=tables, first=first, last=last)
+    node = _page_node()
+    tables = {by: stats.pivot(stats.usage(store, by, first, last, node), by) for by in (_by_place(node), "category")}
+    return render_template("centre/usage.html", tables=tables, first=first, last=last, node=node, place=_by_place(node))
 
 
 @bp.get("/usage.csv")
@@ -104,16 +126,17 @@ def usage() -> Any:
 def usage_csv() -> Any:
     """Usage as CSV (?by=township or category)."""
     by = request.args.get("by", "township")
-    if by not in ("township", "category"):
-        abort(400, description="by must be township or category")
+    if by not in ("county", "township", "category"):
+        abort(400, description="by must be county, township or category")
     first, last = _months()
-    rows = stats.usage(_centre()["store"], by, first, last)
+    node = _page_node()
+    rows = stats.usage(_centre()["store"], by, first, last, node)
     if by == "category":
         text = stats.to_csv(["栏目", "月份", "打开次数", "播放次数"],
                             ([stats.topic_name(r[by]), r["month"], r["opens"], r["plays"]] for r in rows))
     else:
-        text = stats.to_csv(["乡镇", "月份", "打开次数", "播放次数"],
-                            ([r[by] or "（未分乡镇）", r["month"], r["opens"], r["plays"]] for r in rows))
+        text = stats.to_csv([_PLACE_ZH[by], "月份", "打开次数", "播放次数"],
+                            ([r[by] or summary.UNNAMED[by], r["month"], r["opens"], r["plays"]] for r in rows))
     return _csv(text, f"usage-by-{by}-{first}-{last}.csv")
 
 
@@ -123,9 +146,10 @@ def requests_page() -> Any:
     """Villagers' requests, newest first, and the topics asked for most."""
     first, last = _months()
     store = _centre()["store"]
+    node = _page_node()
     return render_template(
-        "centre/requests.html", rows=stats.requests(store, first, last, 500),
-        topics=stats.request_topics(store, first, last), first=first, last=last,
+        "centre/requests.html", rows=stats.requests(store, first, last, 500, node),
+        topics=stats.request_topics(store, first, last, node), first=first, last=last, node=node,
     )
 
 
@@ -134,7 +158,7 @@ def requests_page() -> Any:
 def requests_csv() -> Any:
     """Villagers' requests as CSV."""
     first, last = _months()
-    rows = stats.requests(_centre()["store"], first, last, 100000)
+    rows = stats.requests(_centre()["store"], first, last, 100000, _page_node())
     text = stats.to_csv(
         ["时间", "服务点编号", "服务点", "乡镇", "栏目", "内容"],
         ([stats.local_time(r["at"]), r["point"], r["name"], r["township"], stats.topic_name(r["topic"]), r["text"]] for r in rows),
@@ -145,29 +169,44 @@ def requests_csv() -> Any:
 @bp.get("/points.csv")
 @login_required
 def points_csv() -> Any:
-    """Every point with its status as CSV."""
-    rows = _overview()
-    text = stats.to_csv(
-        ["编号", "名称", "乡镇", "状态", "最后联系"],
-        ([p["id"], p["name"], p["township"], status.LABELS_ZH[p["status"]], stats.local_time(p["last_seen"])] for p in rows),
+    """The points of a node with their status as CSV, streamed (a province has hundreds of thousands)."""
+    c = _centre()
+    store, node = c["store"], _page_node()
+    rows = summary.iter_points(store, store.rules(c["config"]), clock.now(), node)
+    text = stats.csv_stream(
+        ["编号", "名称", "乡镇", "状态", "最后联系", "县"],
+        ([p["id"], p["name"], p["township"], status.LABELS_ZH[p["status"]], stats.local_time(p["last_seen"]), p["county"]]
+         for p in rows),
     )
-    return _csv(text, "points.csv")
+    return _csv(text, "points.csv" if node.level == "province" else f"points-{node.name}.csv")
 
 
 @bp.get("/report")
 @login_required
 def report() -> Any:
-    """A printable work report: points, usage by township and topic, villagers' requests."""
+    """A printable work report for a node and months: points, usage by place and topic, villagers' requests."""
     first, last = _months()
-    store = _centre()["store"]
-    points = _overview()
+    c = _centre()
+    store, node, now = c["store"], _page_node(), clock.now()
+    rules = store.rules(c["config"])
+    counts = summary.summary(store, rules, now, node)
+    offline = summary.points_page(store, rules, now, node, status="offline", per_page=summary.MAX_PER_PAGE)
+    place = _by_place(node)
     return render_template(
-        "centre/report.html", first=first, last=last, counts=stats.count_by_status(points), total=len(points),
-        offline=[p for p in points if p["status"] == "offline"],
-        tables={by: stats.pivot(stats.usage(store, by, first, last), by) for by in ("township", "category")},
-        topics=stats.request_topics(store, first, last), asks=stats.requests(store, first, last, 200),
-        generated=stats.local_time(clock.now()),
+        "centre/report.html", first=first, last=last, node=node, counts=counts["node"], total=counts["node"]["total"],
+        children=counts["children"], offline=offline["points"], offline_total=offline["total"], place=place,
+        tables={by: stats.pivot(stats.usage(store, by, first, last, node), by) for by in (place, "category")},
+        topics=stats.request_topics(store, first, last, node), asks=stats.requests(store, first, last, 200, node),
+        generated=stats.local_time(now),
     )
+
+
+_PLACE_ZH = {"county": "县", "township": "乡镇"}
+
+
+def _by_place(node: Node) -> str:
+    """Usage of the province is shown by county, of a county or township by township."""
+    return "county" if node.level == "province" else "township"
 
 
 @bp.route("/tokens", methods=["GET", "POST"])
@@ -176,15 +215,24 @@ def tokens() -> Any:
     """API tokens: make one (shown once) or revoke one."""
     store = _centre()["store"]
     new = ""
+    # staff see and act on the tokens inside their own scope; a new token gets their scope
+    mine = [t for t in store.tokens() if _inside(t["scope"])]
     if request.method == "POST":
         if request.form.get("revoke"):
-            try:
-                store.revoke_token(request.form["revoke"])
-            except NotFound:
+            if request.form["revoke"] not in {t["id"] for t in mine}:
                 abort(404, description="no such token")
+            store.revoke_token(request.form["revoke"])
         else:
-            new = store.new_token(request.form.get("name", "").strip()[:64])
-    return render_template("centre/tokens.html", tokens=store.tokens(), new=new)
+            new = store.new_token(request.form.get("name", "").strip()[:64], scope=str(auth.scope()))
+        mine = [t for t in store.tokens() if _inside(t["scope"])]
+    return render_template("centre/tokens.html", tokens=mine, new=new)
+
+
+def _inside(scope: str) -> bool:
+    try:
+        return auth.scope().contains(Node.parse(scope))
+    except BadScope:
+        return False
 
 
 @bp.route("/enroll", methods=["GET", "POST"])
@@ -194,10 +242,14 @@ def enroll() -> Any:
     point_id = secret = error = ""
     if request.method == "POST":
         point_id = request.form.get("point_id", "").strip()
+        store = _centre()["store"]
         try:
-            secret = _centre()["store"].enroll(
-                point_id, name=request.form.get("name", "").strip()[:100], township=request.form.get("township", "").strip()[:100]
-            )
+            county = request.form.get("county", "").strip() or auth.scope().county or store.county
+            township = request.form.get("township", "").strip() or auth.scope().township or ""
+            auth.check_scope(Node(county, township or None))
+            if store.secret(point_id) is not None:  # re-enrolling cuts off the old box: only within the scope
+                auth.check_point(store.point(point_id))
+            secret = store.enroll(point_id, name=request.form.get("name", "").strip()[:100], township=township, county=county)
         except KioskError as e:
             error = f"没有登记：编号只能用小写字母、数字和 . _ -。 Not enrolled: {e}"
     return render_template("centre/enroll.html", point_id=point_id, secret=secret, error=error), (400 if error else 200)
@@ -207,6 +259,7 @@ def enroll() -> Any:
 @login_required
 def publish() -> Any:
     """Upload a .zip (kiosk.json and data/), sign it and add it to the index; list what is published."""
+    auth.check_scope(PROVINCE)  # a package goes to every point the centre serves
     publisher = _centre()["publisher"]
     message = error = ""
     if request.method == "POST":
@@ -229,6 +282,7 @@ def publish() -> Any:
 @login_required
 def withdraw() -> Any:
     """Publish a signed recall of the named package ids."""
+    auth.check_scope(PROVINCE)
     message = error = ""
     try:
         entry = _centre()["publisher"].withdraw(request.form.get("ids", "").split(","), user=g.user)
