@@ -315,7 +315,7 @@ def _store() -> history.HistoryStore | None:
 
 # The page's sections, top to bottom, one template each under templates/admin/sections/.
 # A part of the box that has something to show adds its name here and its template there.
-SECTIONS = ["health", "content", "import", "spool", "sync", "items", "recent", "quarantine", "uplink", "power", "password", "more"]
+SECTIONS = ["health", "content", "import", "local", "spool", "sync", "items", "recent", "quarantine", "uplink", "power", "password", "more"]
 
 
 def _title_of(item_id: str) -> str | None:
@@ -541,3 +541,6 @@ def not_found(rest: str) -> Any:
     """Any other /admin address: the login page when logged out (the guard), else a plain 404."""
     return _page("admin/message.html", 404, level="warning", title="没有这一页", title_en="No such page",
                  text="请回到设备管理页。", text_en="Go back to the device page.")
+
+
+from kiosk.web import admin_local  # noqa: E402,F401  (the local content section's routes join this blueprint)
