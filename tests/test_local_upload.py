@@ -31,7 +31,7 @@ def centre(tmp_path: Path, cfg_path: Path) -> Iterator[dict[str, Any]]:
     ccfg = config_mod.load(cfg_path, env={"KIOSK_STORAGE_DATA_DIR": str(tmp_path / "centre"), "KIOSK_UPLINK_UPLOAD_MAX_MB": "8"})
     app = create_centre_app(ccfg)
     c = app.extensions["centre"]
-    secret = c["store"].enroll(POINT, name="测试点", township="城关镇")
+    secret = c["store"].enroll(POINT, name="测试点", township="城关镇", county="平安县")
     server = WebServer(app, "127.0.0.1", 0, 4, ident="centre")
     yield {"cfg": ccfg, "app": app, "url": server.url.rstrip("/"), "secret": secret, "store": c["store"],
            "uploads": c["uploads"], "publisher": c["publisher"]}
@@ -279,3 +279,33 @@ def test_the_centre_lists_approves_and_rejects_uploads_from_the_command_line_and
     with open_bag(tar) as bag:
         record = json.loads(bag.read_tag("kiosk.json"))
     assert record["targets"] == {"townships": ["城关镇", "东山乡"]}
+
+
+def test_staff_review_only_the_uploads_of_their_own_scope(box, lib, centre):
+    made = local.add(box, lib, [PDF], "村规民约")
+    beat(box, lib)
+    upload.run(box)
+    county = "平安县"
+    centre["store"].set_user("near", "good password", scope=f"township:{county}/城关镇")
+    centre["store"].set_user("far", "good password", scope=f"township:{county}/别的乡")
+
+    def session(user: str):
+        client = centre["app"].test_client()
+        page = client.get("/login").text
+        import re
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        assert client.post("/login", data={"csrf_token": token, "username": user, "password": "good password"}).status_code == 302
+        return client, re.search(r'name="csrf_token" value="([^"]+)"', client.get("/uploads").text).group(1)
+
+    near, token = session("near")
+    assert made["id"] in near.get("/uploads").text
+    assert near.get(f"/uploads/{made['id']}").status_code == 200
+    assert near.get(f"/uploads/{made['id']}/files/01-pdf.pdf").data[:5] == b"%PDF-"
+    far, far_token = session("far")
+    assert made["id"] not in far.get("/uploads").text
+    assert far.get(f"/uploads/{made['id']}").status_code == 403
+    assert far.post(f"/uploads/{made['id']}/reject", data={"csrf_token": far_token, "reason": "x"}).status_code == 403
+    assert far.get("/api/v1/uploads").get_json() == []
+    assert centre["uploads"].get(made["id"])["state"] == "pending"
+    r = near.post(f"/uploads/{made['id']}/reject", data={"csrf_token": token, "reason": "  "}, follow_redirects=True)
+    assert "没有退回" in r.text and centre["uploads"].get(made["id"])["state"] == "pending"

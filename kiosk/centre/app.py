@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from kiosk import clock
 from kiosk import config as config_mod
-from kiosk.centre import api, auth, facts, stats, status, views
+from kiosk.centre import api, auth, facts, review, stats, status, views
 from kiosk.centre.metrics import Metrics
 from kiosk.centre.publish import Publisher
 from kiosk.centre.store import Store
@@ -53,6 +53,7 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
     }
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(review.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.metrics_bp)
     app.before_request(auth.check_csrf)
