@@ -309,3 +309,33 @@ def test_staff_review_only_the_uploads_of_their_own_scope(box, lib, centre):
     assert centre["uploads"].get(made["id"])["state"] == "pending"
     r = near.post(f"/uploads/{made['id']}/reject", data={"csrf_token": token, "reason": "  "}, follow_redirects=True)
     assert "没有退回" in r.text and centre["uploads"].get(made["id"])["state"] == "pending"
+
+
+def test_plays_of_local_content_are_counted_and_the_work_report_gives_their_share(box, lib, centre):
+    from kiosk.centre import stats
+    from kiosk.library.usage import Usage
+
+    made = local.add(box, lib, [VIDEO], "村里的豫剧团")
+    u = Usage(box)
+    try:
+        since = clock.now() - 1
+        u.record(made["id"], "local", "open")
+        u.record(made["id"], "local", "play", 30.0)
+        u.record("pig-farming", "agriculture", "open")
+        u.record("pig-farming", "agriculture", "open")
+        totals = u.since(since)
+    finally:
+        u.close()
+    assert totals["local"] == {"opens": 1, "plays": 1, "seconds": 30.0} and totals["opens"] == 3
+    beat(box, lib)
+    month = stats.month_of(clock.now())
+    share = stats.local_share(centre["store"], month, month)
+    assert (share["local_opens"], share["opens"]) == (1, 3)
+    by_topic = {r["category"]: r["opens"] for r in stats.usage(centre["store"], "category", month, month)}
+    assert by_topic == {"local": 1, "agriculture": 2}  # the local row is a part, not a topic of its own
+    centre["store"].set_user("boss", "good password")
+    client = centre["app"].test_client()
+    import re
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"csrf_token": token, "username": "boss", "password": "good password"})
+    assert "占全部 3 次的\n33.3%" in client.get("/report").text

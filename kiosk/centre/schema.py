@@ -116,6 +116,7 @@ class Usage(_Block):
     seconds: Seconds | None = None
     by_category: Annotated[dict[Slug, CategoryUsage], Field(max_length=64)] | None = None
     top_items: Annotated[list[TopItem], Field(max_length=20)] | None = None
+    local: CategoryUsage | None = None  # the part of the above made at the points themselves
 
 
 class Request(_Block):

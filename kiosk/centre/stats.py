@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any, Iterable, Iterator
 
 from kiosk.centre.status import Rules
-from kiosk.centre.store import Store, month_of
+from kiosk.centre.store import LOCAL_PLAYS, Store, month_of
 from kiosk.centre.tree import PROVINCE, Node
 
 
@@ -86,10 +86,22 @@ def usage(store: Store, by: str, first: str, last: str, node: Node = PROVINCE) -
     where, params = node.where("p")
     rows = store.db.query(
         f"SELECT {key}, pl.month, SUM(pl.opens), SUM(pl.plays) FROM plays pl JOIN points p ON p.id = pl.point "
-        f"WHERE pl.month >= ? AND pl.month <= ? AND {where} GROUP BY {key}, pl.month ORDER BY {key}, pl.month",
-        (first, last, *params),
+        f"WHERE pl.month >= ? AND pl.month <= ? AND pl.category != ? AND {where} GROUP BY {key}, pl.month ORDER BY {key}, pl.month",
+        (first, last, LOCAL_PLAYS, *params),
     )
     return [{by: r[0] or "", "month": r[1], "opens": int(r[2]), "plays": int(r[3])} for r in rows]
+
+
+def local_share(store: Store, first: str, last: str, node: Node = PROVINCE) -> dict[str, int]:
+    """Opens and plays of everything, and of local content (made at the points), between two months, inside a node."""
+    where, params = node.where("p")
+    row = store.db.one(
+        "SELECT SUM(CASE WHEN pl.category = ? THEN 0 ELSE pl.opens END), SUM(CASE WHEN pl.category = ? THEN 0 ELSE pl.plays END), "
+        "SUM(CASE WHEN pl.category = ? THEN pl.opens ELSE 0 END), SUM(CASE WHEN pl.category = ? THEN pl.plays ELSE 0 END) "
+        f"FROM plays pl JOIN points p ON p.id = pl.point WHERE pl.month >= ? AND pl.month <= ? AND {where}",
+        (LOCAL_PLAYS,) * 4 + (first, last, *params))
+    keys = ("opens", "plays", "local_opens", "local_plays")
+    return {k: int(v or 0) for k, v in zip(keys, row or (0, 0, 0, 0))}
 
 
 def pivot(rows: list[dict[str, Any]], by: str, measure: str = "opens") -> tuple[list[str], list[tuple[str, list[int], int]]]:

@@ -39,7 +39,8 @@ _REPORT_COLS = (
     "temp_c, disk_percent, memory_percent, load1, health, content, usage"
 )
 _WIDTH = 16  # columns of a report row
-_CHUNK = 400  # rows per multi-row INSERT: 16 x 400 parameters stays far below SQLite's limit
+_CHUNK = 400
+LOCAL_PLAYS = ":local"  # the plays table's row for local content (a part of the categories' rows, not one of them)  # rows per multi-row INSERT: 16 x 400 parameters stays far below SQLite's limit
 
 
 class Store:
@@ -395,6 +396,10 @@ def _facts(point_id: str, reports: list[tuple[dict[str, Any], float]]) -> tuple[
                 opens, plays = _count(c, "opens"), _count(c, "plays")
                 if opens or plays:
                     plays_rows.append((point_id, r["seq"], str(category)[:64], month, opens, plays))
+            mine = usage.get("local")
+            if isinstance(mine, dict) and (_count(mine, "opens") or _count(mine, "plays")):
+                # a row of its own, under a name no category can have (slugs have no ':')
+                plays_rows.append((point_id, r["seq"], LOCAL_PLAYS, month, _count(mine, "opens"), _count(mine, "plays")))
         elif isinstance(usage, dict) and (_count(usage, "opens") or _count(usage, "plays")):
             # the box dropped the per-category split to keep the report small: keep the totals
             plays_rows.append((point_id, r["seq"], "", month, _count(usage, "opens"), _count(usage, "plays")))

@@ -197,7 +197,7 @@ def report() -> Any:
         children=counts["children"], offline=offline["points"], offline_total=offline["total"], place=place,
         tables={by: stats.pivot(stats.usage(store, by, first, last, node), by) for by in (place, "category")},
         topics=stats.request_topics(store, first, last, node), asks=stats.requests(store, first, last, 200, node),
-        generated=stats.local_time(now),
+        generated=stats.local_time(now), local=stats.local_share(store, first, last, node),
     )
 
 

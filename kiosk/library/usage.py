@@ -87,6 +87,10 @@ class Usage:
                 "SELECT category, sum(kind='open'), sum(kind='play'), sum(seconds) FROM events WHERE ts >= ? GROUP BY category",
                 (ts,),
             ).fetchall()
+            mine = self._db.execute(
+                "SELECT sum(kind='open'), sum(kind='play'), sum(seconds) FROM events WHERE ts >= ? AND item_id LIKE 'local.%'",
+                (ts,),
+            ).fetchone()
             top = self._db.execute(
                 "SELECT item_id, count(*) AS n FROM events WHERE ts >= ? AND kind != 'watch' GROUP BY item_id ORDER BY n DESC, item_id LIMIT 10",
                 (ts,),
@@ -99,6 +103,8 @@ class Usage:
             "seconds": round(sum(c["seconds"] for c in by_category.values()), 1),
             "by_category": by_category,
             "top_items": [{"id": r[0], "count": int(r[1])} for r in top],
+            # of all the above, what was made locally (ids local.<point>.<n>), for the work report
+            "local": {"opens": int(mine[0] or 0), "plays": int(mine[1] or 0), "seconds": round(float(mine[2] or 0), 1)},
         }
 
     def rollup(self) -> list[dict[str, Any]]:

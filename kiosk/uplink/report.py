@@ -82,7 +82,7 @@ def usage(totals: dict[str, Any] | None, until: float) -> dict[str, Any]:
     """The usage block: totals since the previous beat, with the span they cover."""
     if not totals:
         return {}
-    out = {k: totals[k] for k in ("since", "opens", "plays", "seconds", "by_category", "top_items") if k in totals}
+    out = {k: totals[k] for k in ("since", "opens", "plays", "seconds", "by_category", "top_items", "local") if k in totals}
     out["until"] = until
     return out
 
