@@ -78,7 +78,9 @@ def _device_page(browser: Any, box: Box) -> Any:
     page.goto(box.url + "admin/")
     page.fill('input[name="password"]', PASSWORD)
     page.locator('button[type="submit"]').first.click()
-    page.wait_for_selector("#local")
+    page.wait_for_selector("#glance")
+    page.goto(box.url + "admin/?open=local#local")  # the section, opened
+    page.wait_for_selector("#local-title")
     return page
 
 
@@ -144,7 +146,7 @@ def test_a_video_added_in_the_browser_reaches_the_centre_is_approved_and_plays_o
     assert requests.get(b.url.rstrip("/") + video["url"], headers={"Range": "bytes=0-99"}, timeout=10).status_code == 206
     # the first box hears of the approval with its next acknowledgement
     heartbeat_job(a.cfg, a.library, FakeHardware(), sleep=lambda s: None)
-    page.goto(a.url + "admin/?again=1#local")  # a new load, not a jump within the page
+    page.goto(a.url + "admin/?open=local&again=1#local")  # a new load, not a jump within the page
     assert page.locator(f'#local-items tr[data-id="{items[0]["id"]}"]').get_attribute("data-state") == "approved"
 
 
@@ -162,7 +164,7 @@ def test_a_rejected_upload_brings_its_reason_back_to_the_device_page_and_kiosk_s
     staff.click("#reject")
     staff.wait_for_selector("text=已退回")
     heartbeat_job(a.cfg, a.library, FakeHardware(), sleep=lambda s: None)
-    page.goto(a.url + "admin/?again=1#local")  # a new load, not a jump within the page
+    page.goto(a.url + "admin/?open=local&again=1#local")  # a new load, not a jump within the page
     row = page.locator(f'#local-items tr[data-id="{item_id}"]')
     assert row.get_attribute("data-state") == "rejected" and "通知已经过期，请换成新的" in row.inner_text()
     page.screenshot(path=str(ARTEFACTS / "admin-local-rejected.png"), full_page=True)
