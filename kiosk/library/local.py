@@ -31,6 +31,7 @@ from typing import IO, Any, Callable, Iterable
 from kiosk import clock
 from kiosk.config import Config
 from kiosk.errors import KioskError, NotFound
+from kiosk.library.bag import file_sha256
 from kiosk.library.db import connect
 from kiosk.library.mediacheck import MediaRefused, check_file
 from kiosk.library.pointkey import ensure_key, local_prefix
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS local (
     state TEXT NOT NULL DEFAULT 'pending',
     sent_bytes INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
-    decided_at REAL
+    decided_at REAL,
+    sha256 TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS incoming (
     token TEXT PRIMARY KEY,
@@ -86,6 +88,9 @@ class LocalBook:
         self._lock = threading.Lock()
         self._db = connect(cfg.data_dir / "local.sqlite", "FULL")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(local)").fetchall()}
+        if "sha256" not in columns:  # a book made before the upload remembered the package's hash
+            self._db.execute("ALTER TABLE local ADD COLUMN sha256 TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         """Close the database."""
@@ -118,6 +123,17 @@ class LocalBook:
     def undecided(self) -> list[dict[str, Any]]:
         """Packages at the centre that staff have not decided on yet."""
         return [e for e in self.entries(limit=10_000) if e["state"] == "sent"]
+
+    def package_sha256(self, item_id: str, version: int) -> str:
+        """The SHA-256 of a waiting package's .tar, read once and remembered (a 200 MB video is not hashed every round)."""
+        with self._lock:
+            row = self._db.execute("SELECT sha256 FROM local WHERE id = ?", (item_id,)).fetchone()
+        if row and row[0]:
+            return row[0]
+        digest = file_sha256(self.package_path(item_id, version))
+        with self._lock:
+            self._db.execute("UPDATE local SET sha256 = ? WHERE id = ?", (digest, item_id))
+        return digest
 
     def set_sent_bytes(self, item_id: str, sent: int) -> None:
         """How many bytes of a package the centre has (the upload resumes from there)."""

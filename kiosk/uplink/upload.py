@@ -22,7 +22,6 @@ from typing import Any
 
 from kiosk import clock
 from kiosk.config import Config
-from kiosk.library.bag import file_sha256
 from kiosk.library.local import LocalBook
 from kiosk.uplink.client import CentreClient, UplinkError
 from kiosk.uplink.sync import in_window
@@ -85,7 +84,7 @@ def _send(cfg: Config, book: LocalBook, client: CentreClient, entry: dict[str, A
         book.apply_decisions({item_id: {"state": "rejected", "reason": "本机找不到这个内容的文件，请重新添加 / the package file is gone; add it again"}})
         return True
     size = path.stat().st_size
-    begin = json.dumps({"id": item_id, "version": version, "size": size, "sha256": file_sha256(path)}).encode()
+    begin = json.dumps({"id": item_id, "version": version, "size": size, "sha256": book.package_sha256(item_id, version)}).encode()
     answer = _call(client, "POST", BEGIN_PATH, begin, result, item_id, book)
     if answer is None:
         return result.get("error") is None
