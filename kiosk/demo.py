@@ -3,7 +3,9 @@
 The demo makes its own publisher key, trusts it, builds the sample packages with
 the package layer (the same path real content takes) and ingests them, then
 runs the box with its scheduler. `run_demo` is the main; `start_box` starts the
-box part and can be combined with other parts (the county centre).
+box part and can be combined with other parts (the county centre). The demo centre
+publishes one package of its own and the demo box trusts the centre's publisher key,
+so the telecom channel works end to end: the package arrives on the box over the line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import logging
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -71,11 +74,18 @@ def publish_samples(cfg: config_mod.Config, library: Any, work: Path) -> list[An
     return outcomes
 
 
-def start_box(data_dir: Path, port: int = 8080, **config: Any) -> Box:
-    """Start a demo box serving the sample content on the loopback; `config` goes to write_box_config."""
+def start_box(data_dir: Path, port: int = 8080, trusted: dict[str, str] | None = None, **config: Any) -> Box:
+    """Start a demo box serving the sample content on the loopback; `config` goes to write_box_config.
+
+    `trusted` maps a file name to a public key (PEM) the box also trusts (the demo centre's).
+    """
     from kiosk.library import Library
 
     cfg = config_mod.load(write_box_config(data_dir, port, **config), env={})
+    for name, pem in (trusted or {}).items():
+        trust = cfg.path("storage.trust_dir")
+        trust.mkdir(parents=True, exist_ok=True)
+        (trust / name).write_text(pem, encoding="ascii")
     library = Library(cfg)
     try:
         outcomes = publish_samples(cfg, library, data_dir)
@@ -113,6 +123,74 @@ def start_centre(data_dir: Path, port: int = 8090, points: int = 30, heartbeat_s
     return centre
 
 
+CENTRE_NOTICE = {
+    "id": "county-notice-demo", "version": 1, "title": "县文化站通知：送戏下乡安排",
+    "description": "本月县剧团到各村演出的时间和地点。这个节目由示范县中心发布，经网络下载到本点。",
+    "language": "zh-CN", "tags": ["通知", "送戏下乡"], "category": "local", "main": "notice.html", "priority": 5,
+}
+NOTICE_HTML = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>送戏下乡安排</title></head>
+<body><h1>送戏下乡安排</h1><p>本月十五日晚七点，县剧团在村文化广场演出《穆桂英挂帅》。</p>
+<p>请村民带好板凳，注意安全。</p></body></html>
+"""
+
+
+def publish_centre_notice(centre: Any, work: Path) -> None:
+    """Publish one package at the demo centre, for the demo box to fetch over the line (telecom sync)."""
+    import json
+
+    from kiosk.library.record import parse_record
+
+    src = work / "centre-notice"
+    (src / "data").mkdir(parents=True, exist_ok=True)
+    (src / "kiosk.json").write_text(json.dumps(CENTRE_NOTICE, ensure_ascii=False), encoding="utf-8")
+    (src / "data" / "notice.html").write_text(NOTICE_HTML, encoding="utf-8")
+    record = parse_record((src / "kiosk.json").read_bytes())
+    publisher = centre.app.extensions["centre"]["publisher"]
+    if any(p["id"] == record.id and p["version"] == record.version for p in publisher.packages()):
+        return  # a demo run on a kept data folder published it before
+    publisher.publish(src, user="demo")
+
+
+def centre_public_key(centre: Any) -> str:
+    """The demo centre's publisher public key (PEM), for the demo box's trust folder."""
+    return centre.app.extensions["centre"]["publisher"].public_key_pem()
+
+
+def first_sync(box: Box) -> threading.Thread:
+    """Look at the centre's index at once (the scheduler's first look waits a while), in the background."""
+    from kiosk.uplink import sync
+
+    def run() -> None:
+        try:
+            result = sync.run(box.cfg, box.library)
+            log.info("event=demo_first_sync outcomes=%s", [o.outcome for o in result.outcomes])
+        except Exception as e:  # the device page shows why
+            log.warning("event=demo_first_sync_failed error=%r", e)
+
+    thread = threading.Thread(target=run, name="demo-first-sync", daemon=True)
+    thread.start()
+    return thread
+
+
+def start_parts(demo: "Demo", port: int, centre_port: int, points: int) -> Any:
+    """The demo centre (with a package published) and the demo box enrolled at it, trusting its key; returns the centre."""
+    try:
+        centre = start_centre(demo.data_dir / "centre", port=centre_port, points=points)
+    except OSError as e:
+        raise KioskError(f"cannot listen on port {centre_port} ({e.strerror}); try --centre-port 0 for a free one") from None
+    demo.others.append(centre)
+    publish_centre_notice(centre, demo.data_dir / "centre")
+    secret = centre.store.enroll("demo-0001", name="示范村服务点", township="城关镇")
+    try:
+        demo.box = start_box(demo.data_dir / "point", port=port, centre_url=centre.url.rstrip("/"),
+                             centre_secret=secret, extra="heartbeat_interval_s = 30\n",
+                             trusted={"demo-centre.pub": centre_public_key(centre)})
+    except OSError as e:
+        raise KioskError(f"cannot listen on port {port} ({e.strerror}); try --port 0 for a free one") from None
+    first_sync(demo.box)
+    return centre
+
+
 @dataclass
 class Demo:
     """Everything the demo started, so it can all be stopped together."""
@@ -143,17 +221,8 @@ def run_demo(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     # Signals are caught from the start: Ctrl-C while parts start still stops them all.
     with stop_signals() as stop:
         try:
-            try:
-                centre = start_centre(data_dir / "centre", port=getattr(args, "centre_port", 8090), points=getattr(args, "points", 30))
-            except OSError as e:
-                raise KioskError(f"cannot listen on port {args.centre_port} ({e.strerror}); try --centre-port 0 for a free one") from None
-            demo.others.append(centre)
-            secret = centre.store.enroll("demo-0001", name="示范村服务点", township="城关镇")
-            try:
-                demo.box = start_box(data_dir / "point", port=args.port, centre_url=centre.url.rstrip("/"),
-                                     centre_secret=secret, extra="heartbeat_interval_s = 30\n")
-            except OSError as e:
-                raise KioskError(f"cannot listen on port {args.port} ({e.strerror}); try --port 0 for a free one") from None
+            centre = start_parts(demo, port=args.port, centre_port=getattr(args, "centre_port", 8090),
+                                 points=getattr(args, "points", 30))
             say("")
             say("Field Kiosk demo is running.")
             say(f"  村级服务点 touch screens (the box):  {demo.box.url}")
