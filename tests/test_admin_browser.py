@@ -82,6 +82,8 @@ def test_the_administrator_sets_a_password_logs_in_and_sees_all_is_well(browser,
     page = ctx.new_page()
     page.goto(box["url"] + "/admin")
     assert page.locator("text=第一次使用").count() == 1
+    assert page.locator("#setup-code").is_visible()  # the box's own screen shows the one-time code
+    _shot(page, "first-visit-on-the-box")
     page.fill('input[name="password"]', PASSWORD)
     page.fill('input[name="password2"]', PASSWORD)
     page.click('button[type="submit"]')

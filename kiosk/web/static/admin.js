@@ -3,7 +3,8 @@
 (function () {
   "use strict";
   var pad = document.getElementById("keypad");
-  var target = document.querySelector("form input:not([type=hidden]):placeholder-shown, form input:not([type=hidden])");
+  var fields = [].slice.call(document.querySelectorAll("form input:not([type=hidden])"));
+  var target = fields.filter(function (f) { return !f.value; })[0] || fields[0] || null;
   var upper = false;
   document.addEventListener("focusin", function (e) {
     if (e.target.matches && e.target.matches("input:not([type=hidden])")) target = e.target;
