@@ -329,3 +329,79 @@ def test_a_resumed_video_says_from_where_and_can_start_over(screen: Any, box: An
     assert pg.evaluate("document.getElementById('player').currentTime") < 2
     assert pg.locator("#resumed").is_hidden()
     pg.wait_for_function(PLAYING, timeout=15000)
+
+
+# 6. and 7. hanzi without a hardware keyboard, and 我想看 on one screen --------------------
+
+def type_letters(pg: Any, letters: str) -> None:
+    for ch in letters:
+        pg.tap(f"#keyboard [data-key={ch}]")
+
+
+def test_pinyin_typed_on_the_search_keyboard_offers_hanzi_from_the_catalogue_first(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + "search")
+    type_letters(pg, "yuju")
+    first = pg.locator("#candidates .cand").first
+    first.wait_for()
+    assert first.inner_text() == "豫剧"  # the catalogue's word, before the dictionary's 语句
+    shot(pg, "search-candidates")
+    first.tap()
+    assert pg.input_value("#q") == "豫剧"
+    pg.wait_for_selector("#results [data-item=sample-henan-opera]", timeout=10000)
+    assert no_sideways_scroll(pg)
+
+
+@pytest.mark.parametrize("size", [(800, 480), (1280, 800), (480, 800)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_request_page_fits_one_screen_with_keyboard_candidates_and_send(browser: Any, box: Any, size: Any) -> None:  # noqa: F811
+    ctx = context(browser, *size)
+    pg = ctx.new_page()
+    pg.size = size
+    try:
+        pg.goto(box.url + "wish")
+        type_letters(pg, "yang")
+        pg.locator("#candidates .cand").first.wait_for()
+        w, h = size
+        for sel in ("#typed", "#candidates", "#keyboard", "#send", "#chosen"):
+            b = pg.locator(sel).bounding_box()
+            assert b["y"] >= 0 and b["y"] + b["height"] <= h + 0.5, sel  # on screen without scrolling
+            assert b["x"] >= 0 and b["x"] + b["width"] <= w + 0.5, sel
+        if size == (800, 480) or size == (1280, 800):
+            assert pg.evaluate("document.documentElement.scrollHeight") <= h  # the page does not scroll at all
+        small = pg.evaluate("""() => [...document.querySelectorAll('button, a, input:not([type=hidden])')].map(e => e.getBoundingClientRect())
+          .filter(r => r.width > 0 && r.height > 0 && r.right > 0 && r.left < innerWidth && (r.width < 48 || r.height < 48)).length""")
+        assert small == 0
+        assert no_sideways_scroll(pg)
+        shot(pg, "wish-keyboard")
+    finally:
+        ctx.close()
+
+
+def test_a_request_is_typed_in_pinyin_picked_as_hanzi_and_sent(screen: Any, box: Any) -> None:  # noqa: F811
+    from kiosk.library.wishes import Wishes
+
+    pg = screen
+    pg.goto(box.url + "wish")
+    pg.tap("[data-topic=health]")
+    type_letters(pg, "yangzhu")
+    pg.locator("#candidates .cand", has_text="养猪").first.tap()
+    assert pg.input_value("#typed") == "养猪"
+    pg.tap("#keyboard [data-key=space]")
+    type_letters(pg, "gaoxueya")  # sent as letters, without picking
+    pg.locator("#candidates .cand").first.wait_for()
+    assert pg.inner_text("#chosen") == "养猪 gaoxueya"
+    pg.tap("#send")
+    pg.wait_for_selector("#done[data-ok=true]")
+    assert "养猪 高血压" in pg.inner_text("#done")
+    store = Wishes(box.cfg.data_dir / "wishes.sqlite")
+    try:
+        mine = [w["words"] for w in store.pending() if w["category"] == "health"]
+    finally:
+        store.close()
+    assert "养猪 高血压" in mine and not any(c.isascii() and c.isalpha() for w in mine for c in w)
+    # The thank-you page's home button shows its icon: white on red, not red on red.
+    icon = pg.evaluate("""() => { const i = document.querySelector('#done .btn .icon'); const b = i.closest('.btn');
+      return [getComputedStyle(i).color, getComputedStyle(b).backgroundColor]; }""")
+    assert icon[0] != icon[1]
+    assert pg.evaluate(CONTRAST_JS) and all(t["ratio"] >= t["need"] for t in pg.evaluate(CONTRAST_JS))
+    shot(pg, "wish-done")

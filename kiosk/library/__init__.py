@@ -123,6 +123,10 @@ class Library:
             return self.catalogue.search(q.strip()[:100], category or None, limit, offset)
         return self.catalogue.listing(category or None, limit, offset)
 
+    def words(self, letters: str, limit: int = 16) -> list[tuple[str, str]]:
+        """The catalogue's own words (titles, tags) for typed pinyin or initials, for the on-screen keyboard."""
+        return self.catalogue.words(letters, limit)
+
     def item(self, item_id: str) -> Item:
         """One visible item, or NotFound."""
         found = self.catalogue.visible(item_id)

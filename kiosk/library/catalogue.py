@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from kiosk import clock
-from kiosk.library import search
+from kiosk.library import hanzi, search
 from kiosk.library.model import CATEGORIES, FileEntry, Item
 from kiosk.library.db import connect
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the words table of the on-screen pinyin keyboard
 HISTORY_KEEP = 1000  # ingest outcomes kept for the device page (bounded table)
 MAX_RESULTS = 1000  # a search pages through at most this many results
 SEARCH_POOL = 100  # rows fetched per ranking stage, a multiple of it, so pages stay in one order
@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS history (
     reason TEXT,
     detail TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS words (
+    py TEXT NOT NULL,
+    ini TEXT NOT NULL,
+    word TEXT NOT NULL,
+    n INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS words_py ON words(py);
+CREATE INDEX IF NOT EXISTS words_ini ON words(ini);
+CREATE INDEX IF NOT EXISTS words_n ON words(n);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (k, v) VALUES ('generation', 0);
 """
@@ -120,6 +129,7 @@ class Catalogue:
         """(Re)build the search index from the items table (new file, or a new tokenising scheme)."""
         with self.write() as db:
             db.execute("DROP TABLE IF EXISTS items_fts")
+            db.execute("DELETE FROM words")
             db.execute("CREATE VIRTUAL TABLE items_fts USING fts5(t, d, pf, pi, pi1, tokenize = 'unicode61 remove_diacritics 0')")
             for r in db.execute("SELECT n, title, description, tags FROM items WHERE kind = 'item'").fetchall():
                 self._index(db, r["n"], r["title"], r["description"], json.loads(r["tags"]))
@@ -128,6 +138,7 @@ class Catalogue:
     def _index(self, db: sqlite3.Connection, n: int, title: str, description: str, tags: list[str]) -> None:
         doc = search.document(title, description, tags)
         db.execute("INSERT INTO items_fts (rowid, t, d, pf, pi, pi1) VALUES (?,?,?,?,?,?)", (n, doc.t, doc.d, doc.pf, doc.pi, doc.pi1))
+        db.executemany("INSERT INTO words (py, ini, word, n) VALUES (?,?,?,?)", [(py, ini, w, n) for w, py, ini in hanzi.words_of(title, tags)])
 
     def generation(self) -> int:
         """A number that changes with every change of what the screens can see."""
@@ -212,6 +223,7 @@ class Catalogue:
     def _delete_n(self, db: sqlite3.Connection, n: int) -> None:
         db.execute("UPDATE meta SET v = v + 1 WHERE k = 'generation'")
         db.execute("DELETE FROM items_fts WHERE rowid = ?", (n,))
+        db.execute("DELETE FROM words WHERE n = ?", (n,))
         db.execute("DELETE FROM files WHERE n = ?", (n,))
         db.execute("DELETE FROM items WHERE n = ?", (n,))
 
@@ -334,6 +346,22 @@ class Catalogue:
                 seen.add(r["n"])
                 found.append(r)
         return self._items(found[offset : offset + limit])
+
+    def words(self, letters: str, limit: int) -> list[tuple[str, str]]:
+        """(word, pinyin) of titles and tags whose pinyin or initials start with `letters`: whole matches, then the most used."""
+        hi = letters + "{"  # just after every string that starts with `letters` ("{" follows "z")
+        rows = self.conn().execute(
+            "SELECT word, py, 0 AS by_ini FROM (SELECT word, py FROM words WHERE py >= ? AND py < ? LIMIT 2000) "
+            "UNION ALL SELECT word, py, 1 FROM (SELECT word, py FROM words WHERE ini >= ? AND ini < ? LIMIT 2000)",
+            (letters, hi, letters, hi),
+        ).fetchall()
+        counts: dict[tuple[str, str], list[int]] = {}
+        for r in rows:
+            c = counts.setdefault((r["word"], r["py"]), [0, r["by_ini"]])
+            c[0] += 1
+            c[1] = min(c[1], r["by_ini"])
+        ranked = sorted(counts.items(), key=lambda kv: (kv[0][1] != letters, kv[1][1], -kv[1][0], len(kv[0][0])))
+        return [key for key, _ in ranked[:limit]]
 
     def categories(self) -> list[dict[str, Any]]:
         """Counts and newest publication time per shelf, visible items only (cached until a change)."""

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from kiosk.errors import NotFound
+from kiosk.library import hanzi
 from kiosk.web.guard import same_origin
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,13 @@ def item(item_id: str) -> Any:
     except NotFound:
         abort(404, description=f"no item {item_id}")
     return jsonify(it.to_json())
+
+
+@bp.get("/hanzi")
+def hanzi_candidates() -> Any:
+    """Hanzi for typed pinyin (?p=yangzhu) for the on-screen keyboard: the catalogue's own words first."""
+    typed = (request.args.get("p") or "")[:64]
+    return jsonify([c.to_json() for c in hanzi.candidates(typed, _part("library").words)])
 
 
 @bp.get("/categories")

@@ -21,6 +21,7 @@ from flask import Blueprint, abort, current_app, make_response, redirect, render
 
 from kiosk import clock
 from kiosk.errors import NotFound
+from kiosk.library import hanzi
 from kiosk.library.model import CATEGORIES
 from kiosk.web import guard, i18n, speech
 from kiosk.web.speech import SpeechUnavailable
@@ -340,6 +341,14 @@ def wish() -> Any:
     return _render("wish.html", words=words, wish_topics=TOPICS, token=guard.page_token("wish"), chosen=request.args.get("topic", ""))
 
 
+def _wish_and_catalogue_words(letters: str, limit: int) -> list[tuple[str, str]]:
+    """The words a request is most likely made of: the catalogue's, then those the 我想看 page suggests."""
+    found = _part("library").words(letters, limit)
+    found += [(w, full) for ws in WISH_WORDS.values() for w, full, initials in ws
+              if full.startswith(letters) or initials.startswith(letters)]
+    return sorted(found, key=lambda wp: wp[1] != letters)[:limit]  # a whole match first, as the catalogue ranks
+
+
 @bp.post("/wish")
 def wish_send() -> Any:
     """Store a villager's request; thank them; never an admin action."""
@@ -350,7 +359,9 @@ def wish_send() -> Any:
     category = request.form.get("category", "")
     if category not in TOPICS:
         category = "other"
-    words = request.form.get("words", "")
+    words = hanzi.to_hanzi(request.form.get("words", "")[:200], _wish_and_catalogue_words)
+    if words is None:  # letters that are no pinyin: the villager picks from the candidates instead
+        return _render("wish_done.html", ok=False, message=i18n.t("wish_pick_hanzi")), 400
     store = _part("wishes")
     if store is None:
         return calm_error(503)

@@ -1,4 +1,5 @@
-/* "我想看": pick a topic, tap suggested words; typed pinyin narrows the suggestions (yz -> 养猪). */
+/* "我想看": pick a topic, tap suggested words, or type pinyin and pick its hanzi (yangzhu -> 养猪).
+   Letters sent without picking are turned into hanzi by the box; a request never goes up as letters. */
 (function () {
   "use strict";
   var form = document.getElementById("wishform");
@@ -8,6 +9,7 @@
   var chosenBox = document.getElementById("chosen"), msg = document.getElementById("wishmsg");
   var chosen = [];
   var esc = function (s) { var d = document.createElement("div"); d.textContent = s; return d.innerHTML; };
+  var letters = function () { var m = typed.value.match(/[a-z]+$/); return m ? m[0] : ""; };
 
   var renderChosen = function () {
     var parts = chosen.slice();
@@ -16,7 +18,7 @@
     hidden.value = parts.join(" ");
   };
   var renderSuggest = function () {
-    var q = typed.value.trim().toLowerCase().replace(/\s+/g, ""), topic = category.value;
+    var q = letters(), topic = category.value;
     var list = words.filter(function (w) {
       if (q) return w.p.indexOf(q) === 0 || w.i.indexOf(q) === 0;
       return !topic || w.t === topic;
@@ -33,15 +35,15 @@
       renderSuggest();
     });
   });
+  var keyboard = window.kioskKeyboard(document.getElementById("keyboard"), typed, function () { renderSuggest(); renderChosen(); });
   suggest.addEventListener("click", function (e) {
     var b = e.target.closest("[data-word]");
     if (!b) return;
-    var w = b.getAttribute("data-word"), at = chosen.indexOf(w);
+    var w = b.getAttribute("data-word"), at = chosen.indexOf(w), q = letters();
     if (at >= 0) chosen.splice(at, 1); else chosen.push(w);
-    if (at < 0 && typed.value) { typed.value = ""; }  // the letters became this word
+    if (at < 0 && q) { typed.value = typed.value.slice(0, -q.length).trim(); keyboard.refresh(); }  // the letters became this word
     renderSuggest(); renderChosen();
   });
-  window.kioskKeyboard(document.getElementById("keyboard"), typed, function () { renderSuggest(); renderChosen(); });
   form.addEventListener("submit", function (e) {
     renderChosen();
     if (!category.value && !hidden.value) { e.preventDefault(); msg.textContent = form.getAttribute("data-empty"); }
