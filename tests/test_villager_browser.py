@@ -55,6 +55,22 @@ def no_sideways_scroll(pg: Any) -> bool:
     return pg.evaluate("document.documentElement.scrollWidth") <= pg.size[0]
 
 
+# 1. read aloud -----------------------------------------------------------------------
+
+def test_read_aloud_plays_the_article_part_after_part_in_mandarin(screen: Any, box: Any) -> None:  # noqa: F811
+    pg = screen
+    pg.goto(box.url + "item/sample-corn-sowing")
+    with pg.expect_response(lambda r: r.url.endswith("/speak/sample-corn-sowing")) as plan:
+        with pg.expect_response(lambda r: "/speak/sample-corn-sowing/0" in r.url, timeout=30000) as first:
+            pg.tap("#speak")
+    assert plan.value.json()["parts"] > 1  # the article, not only its title
+    assert first.value.status in (200, 206) and first.value.headers["content-type"] == "audio/wav"
+    assert pg.inner_text("#speak").strip() == "正在朗读…"
+    shot(pg, "read-aloud")
+    pg.tap("#speak")  # a second tap stops it
+    assert pg.inner_text("#speak").strip() == "读一读"
+
+
 # 4. PDFs -----------------------------------------------------------------------------
 
 def test_a_pdf_is_drawn_in_the_page_and_turned_by_buttons_and_swipes(any_screen: Any, box: Any) -> None:  # noqa: F811
