@@ -93,10 +93,7 @@ def set_first_password(cfg: Config, password: str) -> bool:
     path = password_path(cfg)
     tmp = _write_private(path, generate_password_hash(password, method="scrypt") + "\n")
     try:
-        if has_password(cfg):  # an empty file left by an older version counts as none
-            return False
-        path.unlink(missing_ok=True)
-        os.link(tmp, path)
+        os.link(tmp, path)  # never unlink first: a racing visit could be the one that just won
     except FileExistsError:
         return False
     finally:
