@@ -62,6 +62,18 @@ def _outcome_line(o: Any) -> str:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest bags; one outcome line per package; exit 1 when any was rejected."""
+    from kiosk.library import pinyin
+
+    # pypinyin's dictionary (0.43 s to load) then loads in a child, on the other core, while
+    # the first package is hashed, instead of before its title can be indexed
+    pinyin.use_child_process()
+    try:
+        return _ingest(args)
+    finally:
+        pinyin.use_child_process(False)
+
+
+def _ingest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kiosk.library import Library, find_bags
@@ -87,6 +99,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             outcomes.append(outcome)
             if not args.json:
                 print(_outcome_line(outcome), flush=True)
+        lib.index_pinyin()
     finally:
         lib.close()
     if args.json:

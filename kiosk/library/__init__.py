@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 from kiosk import clock
 from kiosk.config import Config
 from kiosk.errors import KioskError, NotFound, PackageRejected
-from kiosk.library import eviction
+from kiosk.library import eviction, pinyin
 from kiosk.library.catalogue import Catalogue, check, today
 from kiosk.library.ingest import WITHDRAWN_FILE, ingest_lock, ingest_one, media_type
 from kiosk.library.model import CATEGORIES, REASONS, FileEntry, Item, Outcome
@@ -88,7 +88,21 @@ class Library:
 
     def ingest_tree(self, root: Path, source: str = "usb", progress: Progress | None = None) -> list[Outcome]:
         """Ingest every bag found under `root` (a USB disk's folder)."""
-        return [self.ingest(p, source, progress) for p in find_bags(Path(root))]
+        outcomes = [self.ingest(p, source, progress) for p in find_bags(Path(root))]
+        self.index_pinyin()
+        return outcomes
+
+    def index_pinyin(self) -> int:
+        """Index the pinyin of items published while pinyin could not be read at once; how many.
+
+        A package waits for nobody's dictionary: when the box's pinyin child is still loading
+        (about 1.5 s after a start), an item is published and found by hanzi and English at
+        once, and by pinyin when the batch it came in is done (spool scan, USB import, command)."""
+        try:
+            return self.catalogue.index_pinyin()
+        except Exception as e:  # the items are visible; their pinyin waits for the next try
+            log.warning("event=pinyin_index_failed error=%r", e)
+            return 0
 
     def software_package(self, item_id: str) -> tuple[Any, Path] | None:
         """A stored software package's record and folder (for the updater), or None."""
@@ -204,6 +218,7 @@ class Library:
             if not held:  # an ingest is running and makes its own room; next time
                 return []
             self._quarantine.prune()
+            self.index_pinyin()  # anything an earlier batch left (a power cut, a failed child)
             free, total = self.store.usage()
             need = int(total * self.cfg.storage.min_free_percent / 100) - free
             if need <= 0:
@@ -248,7 +263,7 @@ class Library:
         now = clock.now() if published_at is None else published_at
         gone: list[sqlite3.Row] = []
         with self.catalogue.write() as db:
-            self.catalogue.put(db, record, files, now, kind=_row_kind(record))
+            self.catalogue.put(db, record, files, now, kind=_row_kind(record), with_pinyin=pinyin.ready())
             for wid, version in withdrawn.items():
                 self.catalogue.withdraw(db, wid, version, record.id, now)
                 row = db.execute("SELECT id, version, kind FROM items WHERE id = ?", (wid,)).fetchone()

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from kiosk import clock, update
 from kiosk.errors import PackageRejected
-from kiosk.library import search
+from kiosk.library import pinyin, search
 from kiosk.library.bag import Bag, open_bag
 from kiosk.library.model import FileEntry, Outcome
 from kiosk.library.targets import is_target
@@ -158,7 +158,7 @@ def _ingest(lib: "Library", path: Path, source: str, progress: Progress | None, 
                 _done_with_spool(path, source)
                 return Outcome(str(path), "unchanged", record.id, record.version, None, why)
             ctx.pop("code")
-        search.title_pinyin(record.title)  # loads pypinyin now, not between rename and commit
+        pinyin.prepare()  # the box's child loads its dictionary while the payload is hashed
         recall = record.is_recall
         # 3. what the catalogue already knows
         held = lib.catalogue.row(record.id)
@@ -183,6 +183,8 @@ def _ingest(lib: "Library", path: Path, source: str, progress: Progress | None, 
         # 5. read every payload byte once
         in_place = source == "spool" and not bag.is_tar and not recall and lib.store.same_fs(path)
         entries = _verify(lib, bag, files, sizes, total, in_place, progress)
+        if pinyin.ready():  # else the catalogue indexes the pinyin after this batch
+            search.title_pinyin(record.title)  # loads pypinyin now, not between rename and commit
         # 6. publish: rename into the store, then the catalogue
         folder = path if in_place else entries.pop("__staging__")
         try:

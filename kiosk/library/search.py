@@ -88,13 +88,15 @@ class Document:
     pi1: str
 
 
-def document(title: str, description: str, tags: tuple[str, ...] | list[str]) -> Document:
-    """Index columns for an item: title, description+tags, pinyin, initials bigrams, initials."""
+def document(title: str, description: str, tags: tuple[str, ...] | list[str], with_pinyin: bool = True) -> Document:
+    """Index columns for an item: title, description+tags, pinyin, initials bigrams, initials.
+
+    Without pinyin the pinyin columns stay empty (the catalogue fills them in later)."""
     body = " ".join([description[:DESCRIPTION_CHARS], *tags])
     pf: list[str] = []
     pi: list[str] = []
     pi1: list[str] = []
-    for text in (title, *tags):
+    for text in (title, *tags) if with_pinyin else ():
         syl = syllables(text)
         ini = "".join(s[0] for s in syl)
         pf.extend(syl)

@@ -89,6 +89,8 @@ def scan(cfg: Config, library: Any, stop: threading.Event | None = None) -> list
         finally:
             if json.dumps(state, sort_keys=True) != before:
                 _save(cfg, state)
+        if any(o.outcome == "published" for o in outcomes):
+            library.index_pinyin()
         return outcomes
 
 

@@ -111,6 +111,7 @@ def import_folder(cfg: Config, library: Any, path: Path, stop: threading.Event |
             record["state"] = "interrupted" if "error" in record or not _readable(folder) else "done"
             _write(cfg, record)
         log.info("event=usb_import_%s folder=%s counts=%s", record["state"], folder, record["counts"])
+        library.index_pinyin()
         return outcomes
 
 
