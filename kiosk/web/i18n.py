@@ -77,6 +77,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "file_open": ("打开文件", "Open file"),
     "loading": ("正在加载…", "Loading…"),
     "speaking": ("正在朗读…", "Reading aloud…"),
+    "stop_reading": ("停止朗读", "Stop reading"),
     "speech_unavailable": ("朗读暂时不可用", "Read aloud is not available"),
     "page_n_of_m": ("第 {n} / {m} 页", "Page {n} of {m}"),
     "bigger": ("放大", "Bigger"),

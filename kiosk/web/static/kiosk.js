@@ -114,6 +114,7 @@
       audio.play().catch(function () { label.textContent = speak.getAttribute("data-fail"); });
     };
     audio.addEventListener("ended", next);
+    audio.addEventListener("playing", function () { label.textContent = speak.getAttribute("data-stop"); });
     audio.addEventListener("error", function () { if (audio.getAttribute("src")) { queue = []; label.textContent = speak.getAttribute("data-fail"); } });
     audio.addEventListener("timeupdate", function () { if (window.kioskPoke) window.kioskPoke(); });  // listening is not idling
     speak.addEventListener("click", function () {
