@@ -104,3 +104,21 @@ def test_letters_that_are_no_pinyin_are_refused_in_plain_words_and_nothing_is_st
     r = _send(client, "qwrt")
     assert r.status_code == 400 and "请在字母下面点选" in r.get_data(as_text=True)
     assert client.application.extensions["kiosk"]["wishes"].pending() == []
+
+
+def test_a_catalogue_from_before_the_keyboards_words_gets_them_when_opened(library: Library) -> None:
+    import sqlite3
+
+    path = library.catalogue.path
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM words")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    from kiosk.library.catalogue import Catalogue
+
+    again = Catalogue(path)
+    try:
+        assert ("豫剧", "yuju") in again.words("yuju", 5)
+    finally:
+        again.close()
