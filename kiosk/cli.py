@@ -487,12 +487,35 @@ def cmd_centre_simulate(args: argparse.Namespace) -> int:
     cfg = _config(args)
     url = args.url or f"http://127.0.0.1:{cfg.centre.port}"
     store = _centre_store(args)
+    if args.province or args.live:
+        return _simulate_province(args, store, url)
     simulate.wait_until_up(url)
     totals = simulate.run(
         store, url, args.points, days=args.days, rounds=args.rounds, interval_s=args.interval,
         step_s=cfg.centre.heartbeat_interval_s, say=lambda line: print(line, flush=True),
     )
     print(f"done: {totals['sent']} reports sent, {totals['acked']} acknowledged, {totals['rounds']} rounds")
+    return 0
+
+
+def _simulate_province(args: argparse.Namespace, store: Any, url: str) -> int:
+    """`simulate --province N` fills the database in bulk; `--live K` then drives K of its points."""
+    from kiosk.centre import simulate
+
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.province:
+        if args.province < 1 or args.days < 0:
+            raise KioskError("--province needs a number of points, 1 or more, and --days 0 or more")
+        done = simulate.fill_province(store, args.province, days=int(args.days), say=say)
+        print(f"province filled: {done['points']} points, {done['days']} daily roll-ups in {done['seconds']} s")
+    if args.live:
+        simulate.wait_until_up(url)
+        points = simulate.sample(store, args.live)
+        totals = simulate.drive(url, points, max(1, args.rounds), per_request=args.per_request,
+                                workers=args.workers, say=say)
+        rate = totals["acked"] / totals["seconds"] if totals["seconds"] else 0
+        print(f"live: {totals['acked']} reports acknowledged in {totals['requests']} requests, "
+              f"{totals['seconds']} s ({rate:.0f} reports/s)")
     return 0
 
 
@@ -615,6 +638,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=float, default=0, help="backfill this many days of history first")
     p.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (0: run until stopped)")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between live rounds (default 5)")
+    p.add_argument("--province", type=int, default=0, metavar="N",
+                   help="fill the database at once with N points in counties and townships and --days of daily roll-ups")
+    p.add_argument("--live", type=int, default=0, metavar="K",
+                   help="then send --rounds rounds of live reports from K enrolled points")
+    p.add_argument("--per-request", type=int, default=1, help="reports in each live request (default 1)")
+    p.add_argument("--workers", type=int, default=8, help="live requests at once (default 8)")
     p = add(cen_sub, "add-user", cmd_centre_add_user, "add a staff login; the password is read from standard input")
     p.add_argument("username")
     p.add_argument("--scope", default="province", help=_SCOPE_HELP)

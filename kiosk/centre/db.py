@@ -15,7 +15,7 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kiosk.centre import migrate
@@ -93,6 +93,35 @@ class Database:
         """The statement in this backend's placeholder style."""
         # psycopg reads every % as a placeholder: a literal one (LIKE 'x-%') is doubled
         return statement.replace("%", "%%").replace("?", "%s") if self.is_pg else statement
+
+    def floor_int(self, expr: str) -> str:
+        """SQL for the whole number at or below a (non-negative) expression, on either backend."""
+        # PostgreSQL's CAST rounds; SQLite's truncates, which is the floor for what we pass
+        return f"CAST(FLOOR({expr}) AS INTEGER)" if self.is_pg else f"CAST({expr} AS INTEGER)"
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Bulk-load rows (PostgreSQL COPY, else batched INSERTs in one transaction); return how many."""
+        n = 0
+        if self.is_pg:
+            conn = self._conn()
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                        n += 1
+            return n
+        statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        with self.transaction() as cur:
+            batch: list[Sequence[Any]] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= 10000:
+                    cur.executemany(statement, batch)
+                    n += len(batch)
+                    batch = []
+            cur.executemany(statement, batch)
+            n += len(batch)
+        return n
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator["Cursor"]:

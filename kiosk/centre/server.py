@@ -13,6 +13,7 @@ from typing import Any
 
 from kiosk import config as config_mod
 from kiosk.centre.app import create_centre_app
+from kiosk.centre.housekeeping import Housekeeper
 from kiosk.serving import WebServer, stop_signals
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class CentreServer:
         self.port = cfg.centre.port
         self.app: Any = None
         self.web: WebServer | None = None
+        self.housekeeper: Any = None
         self._stopped = threading.Event()
         self._sim_stop = threading.Event()
         self._sim: threading.Thread | None = None
@@ -47,6 +49,7 @@ class CentreServer:
     def start(self) -> "CentreServer":
         """Open the store and start serving in a background thread."""
         self.app = create_centre_app(self.cfg)
+        self.housekeeper = Housekeeper(self.store, self.cfg.centre.report_retention_days).start()
         self.web = WebServer(self.app, self.host, self.port, self.cfg.web.threads, ident="kiosk-centre")
         self.port = self.web.port  # port 0 picked a free one
         log.info("centre serving url=%s", self.url)
@@ -79,6 +82,8 @@ class CentreServer:
         web, self.web = self.web, None
         if web is not None:
             web.stop()
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
         if self.app is not None:
             self.store.close()
         self._stopped.set()

@@ -197,3 +197,112 @@ def wait_until_up(url: str, timeout_s: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the centre at {url} does not answer")
         time.sleep(0.2)
+
+
+# --- a province at once: bulk fill, then live reports from a sample -----------------------
+
+POINTS_PER_COUNTY = 7000  # 700,000 terminals in about a hundred counties
+TOWNSHIPS_PER_COUNTY = 15
+
+
+def tree_place(i: int, per_county: int = POINTS_PER_COUNTY) -> tuple[str, str, str]:
+    """(point id, county, township) of the i-th point of a simulated province (i from 0)."""
+    county, rest = divmod(i, per_county)
+    township = rest % TOWNSHIPS_PER_COUNTY
+    return f"p{county:03d}-{township:02d}-{rest:04d}", f"县{county + 1:03d}", f"乡{township + 1:02d}"
+
+
+def fill_province(store: Store, n: int, days: int = 30, now: float | None = None, seed: int = 1,
+                  per_county: int = POINTS_PER_COUNTY, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Enrol N points across counties and townships and give them `days` of daily roll-ups, in bulk.
+
+    Written straight into the database (COPY on PostgreSQL): a province of 700,000 points
+    would take hours through the HTTP API. Most points are online, some late, offline or
+    never seen, so every status and filter has something to show.
+    """
+    import secrets as secrets_mod
+
+    now = clock.now() if now is None else now
+    rnd = random.Random(seed)
+    t0 = time.monotonic()
+    late_after = 2 * 300
+
+    def points() -> Any:
+        for i in range(n):
+            pid, county, township = tree_place(i, per_county)
+            roll = rnd.random()
+            seen = (None if roll < 0.01 else now - rnd.uniform(3600, 20 * 86400) if roll < 0.06
+                    else now - rnd.uniform(late_after, 900) if roll < 0.10 else now - rnd.uniform(0, late_after))
+            health = f'{{"temp_c":{rnd.uniform(40, 70):.1f},"disk_percent":{rnd.uniform(20, 90):.1f}}}'
+            yield (pid, f"{township}第{i % per_county + 1}服务点", county, township, secrets_mod.token_hex(32),
+                   now - (days + 5) * 86400, seen, None if seen is None else 100, None if seen is None else 100,
+                   None if seen is None else health, "0.1.0")
+
+    cols = ("id", "name", "county", "township", "secret", "enrolled_at", "last_seen", "last_seq", "max_seq",
+            "last_health", "software")
+    enrolled = store.db.copy_rows("points", cols, points())
+    if say:
+        say(f"enrolled {enrolled} points in {time.monotonic() - t0:.0f} s")
+    offset = time.localtime(now).tm_gmtoff
+    today = int((now + offset) // 86400)
+
+    def days_rows() -> Any:
+        full = (1 << 24) - 1
+        for i in range(n):
+            pid = tree_place(i, per_county)[0]
+            for d in range(today - days, today):
+                yield (pid, d, 288, full, round(rnd.uniform(40, 75), 1), round(rnd.uniform(20, 90), 1), 55.0, 0.8)
+
+    t1 = time.monotonic()
+    rolled = store.db.copy_rows("point_days", ("point", "day", "reports", "hours", "temp_max", "disk_max", "memory_max",
+                                               "load_max"), days_rows()) if days > 0 else 0
+    if say:
+        say(f"wrote {rolled} daily roll-ups in {time.monotonic() - t1:.0f} s")
+    if store.db.is_pg:
+        with store.db.transaction() as cur:
+            cur.execute("ANALYZE points")
+            cur.execute("ANALYZE point_days")
+    return {"points": enrolled, "days": rolled, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def sample(store: Store, n: int, seed: int = 1) -> list[SimPoint]:
+    """N enrolled points picked at random, ready to report (their secrets and next sequence numbers)."""
+    rows = store.db.query("SELECT id, secret, max_seq FROM points ORDER BY random() LIMIT ?", (n,))
+    rnd = random.Random(seed)
+    return [SimPoint(r[0], r[1], (r[2] or 0) + 1, rnd.uniform(45, 60), rnd.uniform(20, 70)) for r in rows]
+
+
+def drive(url: str, points: list[SimPoint], rounds: int, per_request: int = 1, workers: int = 8,
+          stop: threading.Event | None = None, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Send `rounds` rounds: each point posts `per_request` new reports in one signed request, `workers` at once.
+
+    Returns reports sent and acknowledged, requests made and the seconds it took.
+    """
+    stop = stop or threading.Event()
+    totals = {"reports": 0, "acked": 0, "requests": 0}
+    lock = threading.Lock()
+    local = threading.local()
+    rnd = random.Random(7)
+
+    def one(p: SimPoint) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        now = clock.now()
+        reports = [p.report(now - (per_request - 1 - k) * 300, rnd) for k in range(per_request)]
+        acked = send(session, url, p, reports, batch=per_request)
+        with lock:
+            totals["reports"] += len(reports)
+            totals["acked"] += acked
+            totals["requests"] += 1
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for r in range(rounds):
+            if stop.is_set():
+                break
+            list(pool.map(one, points))
+            if say:
+                say(f"round {r + 1}: {totals['reports']} reports, {totals['acked']} acknowledged")
+    totals["seconds"] = round(time.monotonic() - t0, 2)
+    return totals

@@ -161,12 +161,13 @@ class Store:
         rows = [_report_row(point_id, r, received_at) for r in by_seq.values()]
         new: list[int] = []
         with self.db.transaction() as cur:
+            stored = _already_stored(cur, point_id, list(by_seq))
+            rows = [row for row in rows if row[1] not in stored]
             for i in range(0, len(rows), _CHUNK):
                 chunk = rows[i : i + _CHUNK]
                 values = ",".join(["(" + ",".join("?" * _WIDTH) + ")"] * len(chunk))
                 cur.execute(
-                    f"INSERT INTO reports ({_REPORT_COLS}) VALUES {values} "
-                    "ON CONFLICT (point, seq) DO NOTHING RETURNING seq",
+                    f"INSERT INTO reports ({_REPORT_COLS}) VALUES {values} ON CONFLICT DO NOTHING RETURNING seq",
                     [v for row in chunk for v in row],
                 )
                 new.extend(int(r[0]) for r in cur.fetchall())
@@ -178,14 +179,14 @@ class Store:
                 if _takes_over(cur, point_id, max(new), received_at):
                     cur.execute(
                         "UPDATE points SET last_seen = ?, last_seq = ?, last_box_time = ?, last_health = ?, "
-                        "last_content = ?, software = ? WHERE id = ?",
+                        f"last_content = ?, software = ?, {_MAX_SEQ} WHERE id = ?",
                         (
                             received_at, max(new), _num(_box_time(newest)), _json(newest.get("health")),
-                            _json(newest.get("content")), _software(newest.get("software")), point_id,
+                            _json(newest.get("content")), _software(newest.get("software")), max(new), max(new), point_id,
                         ),
                     )
                 else:
-                    cur.execute("UPDATE points SET last_seen = ? WHERE id = ?", (received_at, point_id))
+                    cur.execute(f"UPDATE points SET last_seen = ?, {_MAX_SEQ} WHERE id = ?", (received_at, max(new), max(new), point_id))
         return sorted(by_seq), len(new)
 
     def reports(self, point_id: str, since: float, limit: int = 20000) -> list[dict[str, Any]]:
@@ -279,6 +280,31 @@ class Store:
 # --- turning reports into rows ------------------------------------------------------------
 
 LATEST_HOLD_S = MAX_SKEW_S  # a point's latest state gives way to a lower sequence number after this
+
+
+# the highest sequence number ever stored for a point: below it a report may be stored already
+_MAX_SEQ = "max_seq = CASE WHEN max_seq IS NULL OR max_seq < ? THEN ? ELSE max_seq END"
+
+
+def _already_stored(cur: Any, point_id: str, seqs: list[int]) -> set[int]:
+    """Which of these sequence numbers the point has stored already.
+
+    On PostgreSQL reports are partitioned by day and (point, seq) cannot be a key, so the
+    store looks: the point's row is locked first (two processes storing one point's batch
+    take turns), and only numbers at or below the highest one stored are looked up, so a
+    box's usual batch of new reports costs no lookup at all. SQLite keeps its key as well.
+    """
+    lock = " FOR UPDATE" if cur.db.is_pg else ""
+    row = cur.execute(f"SELECT max_seq FROM points WHERE id = ?{lock}", (point_id,)).fetchone()
+    top = row[0] if row else None
+    maybe = [s for s in seqs if top is not None and s <= top]
+    found: set[int] = set()
+    for i in range(0, len(maybe), 500):
+        part = maybe[i : i + 500]
+        marks = ",".join("?" * len(part))
+        found.update(int(r[0]) for r in cur.execute(
+            f"SELECT seq FROM reports WHERE point = ? AND seq IN ({marks})", (point_id, *part)).fetchall())
+    return found
 
 
 def _takes_over(cur: Any, point_id: str, seq: int, received_at: float) -> bool:
