@@ -113,7 +113,7 @@ def start_centre(data_dir: Path, port: int = 8090, points: int = 30, heartbeat_s
     path.write_text(
         f'[storage]\ndata_dir = "{data_dir.as_posix()}"\n\n'
         f'[centre]\nhost = "127.0.0.1"\nport = {port}\nheartbeat_interval_s = {heartbeat_s}\n'
-        f"offline_after_s = {heartbeat_s * 4}\n",
+        f"offline_after_s = {heartbeat_s * 4}\ncounty = \"示范县\"\n",
         encoding="utf-8",
     )
     centre = CentreServer(config_mod.load(path, env={})).start()
