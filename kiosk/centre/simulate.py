@@ -252,8 +252,8 @@ def fill_province(store: Store, n: int, days: int = 30, now: float | None = None
         # made by the database itself: 21 million rows for a province do not pass through Python
         with store.db.transaction() as cur:
             cur.execute(
-                "WITH RECURSIVE d(day) AS (SELECT CAST(? AS INTEGER) UNION ALL SELECT day + 1 FROM d WHERE day < ?) "
                 "INSERT INTO point_days (point, day, reports, hours, temp_max, disk_max, memory_max, load_max) "
+                "WITH RECURSIVE d(day) AS (SELECT CAST(? AS INTEGER) UNION ALL SELECT day + 1 FROM d WHERE day < ?) "
                 "SELECT p.id, d.day, 288, ?, 58.5, 61.0, 55.0, 0.8 FROM points p, d WHERE p.enrolled_at <= ? "
                 "ON CONFLICT (point, day) DO NOTHING",
                 (today - days, today - 1, (1 << 24) - 1, now - days * 86400),
