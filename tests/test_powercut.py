@@ -136,8 +136,9 @@ class Rig:
         if n % 4 == 1:
             source, rc, phase = self.run(cfg_path, data, spool, kill_after=rnd.uniform(0.25, 1.0) * duration)
         else:
+            # folder rounds (n = 3, 7, 11, ...) aim at every phase in turn, spool rounds at all but staging
             phases = [p for p in PHASES if not (spool and p == "staging")]
-            aim = phases[(n // 2) % len(phases)]
+            aim = phases[(n // 2 if spool else n // 4) % len(phases)]
             source, rc, phase = self.run(cfg_path, data, spool, kill_after=rnd.uniform(0.05, 0.4), aim=aim)
         state = visible_state(data)
         assert state in ({("lesson", 1)}, {("lesson", 2)}), state
@@ -184,6 +185,6 @@ def test_a_power_cut_at_any_instant_leaves_the_old_state_or_the_new_one(tmp_path
     outcomes, phases = run_kills(tmp_path, kills=kills)
     assert sum(outcomes.values()) == kills >= 20
     # the kills landed during the work, in every phase of it, not after the process had finished
-    least = kills // 10
+    least = kills // 20  # staging is aimed at in one folder round in five: 2 of 40
     assert all(phases[p] >= least for p in PHASES), phases
     assert outcomes["old"] >= least and outcomes["new"] >= least, outcomes
