@@ -339,3 +339,21 @@ def test_plays_of_local_content_are_counted_and_the_work_report_gives_their_shar
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
     client.post("/login", data={"csrf_token": token, "username": "boss", "password": "good password"})
     assert "占全部 3 次的\n33.3%" in client.get("/report").text
+
+
+def test_a_usb_disk_package_not_signed_by_its_points_key_or_from_an_unknown_point_is_refused(centre, box, lib, tmp_path):
+    from kiosk.centre.importer import import_dir
+
+    ensure_key(box)
+    beat(box, lib)  # the centre knows the point's real key
+    stranger = make_key(tmp_path / "stranger.pem")
+    disk = tmp_path / "disk"
+    (disk / "uploads").mkdir(parents=True)
+    make_bag(tmp_path, {"a.pdf": PDF.read_bytes()}, {"id": f"{local_prefix(POINT)}5", "version": 1, "title": "x", "main": "a.pdf"},
+             key=stranger, tar=True, name="forged").rename(disk / "uploads" / "forged.tar")
+    make_bag(tmp_path, {"a.pdf": PDF.read_bytes()}, {"id": "local.nobody.1", "version": 1, "title": "x", "main": "a.pdf"},
+             key=stranger, tar=True, name="nobody").rename(disk / "uploads" / "nobody.tar")
+    result = import_dir(centre["store"], disk, uploads=centre["uploads"])
+    assert sorted((r["file"], r["error"]) for r in result["refused"]) == [
+        ("uploads/forged.tar", "untrusted"), ("uploads/nobody.tar", "unknown_point")]
+    _nothing(centre)
