@@ -36,24 +36,27 @@ def _uplink_status(cfg: config_mod.Config) -> Callable[[], dict[str, Any]]:
     return lambda: uplink.status(cfg)
 
 
-def _start_scheduler(cfg: config_mod.Config, library: Any, hardware: Any) -> Any:
+def _start_scheduler(cfg: config_mod.Config, library: Any, hardware: Any, switch: Callable[[], None]) -> Any:
     """The periodic jobs."""
     from kiosk import scheduler
 
-    return scheduler.start(cfg, library, hardware)
+    return scheduler.start(cfg, library, hardware, switch=switch)
 
 
 class Box:
     """One running box: `start()`, then `stop()` (from any thread)."""
 
     def __init__(self, cfg: config_mod.Config, *, host: str | None = None, port: int | None = None,
-                 hardware: Any = None, library: Any = None, with_scheduler: bool = True) -> None:
+                 hardware: Any = None, library: Any = None, with_scheduler: bool = True,
+                 switch: Callable[[], None] | None = None) -> None:
         self.cfg = cfg
         self.host = cfg.web.host if host is None else host
         self.port = cfg.web.port if port is None else port
         self.hardware = hardware
         self.library = library
         self.with_scheduler = with_scheduler
+        # called by the update job when a new release is installed: stop and hand over
+        self.switch = switch or (lambda: None)
         self.scheduler: Any = None
         self.app: Any = None
         self.web: WebServer | None = None
@@ -89,7 +92,7 @@ class Box:
                                 connection_limit=4, channel_timeout=10, max_request_body_size=0)
         if self.with_scheduler:
             try:
-                self.scheduler = _start_scheduler(self.cfg, self.library, self.hardware)
+                self.scheduler = _start_scheduler(self.cfg, self.library, self.hardware, self.switch)
             except Exception as e:  # the screens serve villagers even when a job cannot start
                 log.error("event=scheduler_failed error=%r", e)
         log.info("event=box_started url=%s", self.url)
@@ -104,6 +107,11 @@ class Box:
         """Whether the public server's loop runs and its workers take requests."""
         web = self.web
         return web is not None and web.serving()
+
+    def jobs_ok(self) -> bool:
+        """Whether the scheduler runs and a job has succeeded (a release on trial must show it)."""
+        runner = self.scheduler
+        return runner is not None and any(s["last_ok"] is not None for s in runner.status().values())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server has stopped (or the timeout passed)."""
@@ -165,18 +173,35 @@ def run(cfg: config_mod.Config) -> int:
     from kiosk import service
     from kiosk.library import pinyin
 
+    from kiosk.update import launch, trial
+
     pinyin.use_child_process()  # the box idles for weeks between ingests: keep pypinyin out of it
+    switching = threading.Event()
     with stop_signals() as stop:
-        box = Box(cfg).start()
+
+        def switch() -> None:
+            switching.set()
+            stop.set()
+
+        box = Box(cfg, switch=switch).start()
         watchdog = service.start_watchdog(box.health_url, alive=box.serving)
+        serving = lambda: box.serving() and service.check_health(box.health_url)  # noqa: E731
+        judge = trial.Trial(cfg, serving, box.jobs_ok, switch).start() if trial.on_trial(cfg) else None
         try:
             asked = wait_for_signal(box, on_ready=lambda: service.notify_ready(f"serving on {box.url}"), stop=stop)
             service.notify_stopping()
         finally:
+            if judge is not None:
+                judge.stop()
             if watchdog is not None:
                 watchdog.stop()
             box.stop()
             pinyin.use_child_process(False)
+    if switching.is_set():
+        log.info("event=switching_release")
+        if launch.launched():
+            launch.relaunch()  # no return: the launcher starts the release the state names
+        return 1  # not started by the launcher: let the service manager start it again
     if not asked:
         log.error("event=web_server_stopped_unasked")
     return 0 if asked else 1

@@ -140,6 +140,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Health and content summary."""
     import time
 
+    from kiosk import update
     from kiosk.device import health, open_hardware
     from kiosk.library import Library
 
@@ -166,7 +167,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     mine = local.status(cfg)
     if args.json:
         _print_json({"point": {"id": cfg.point.id, "name": cfg.point.name}, "health": snap, "content": content, "uplink": link,
-                     "local": mine})
+                     "local": mine, "software": update.status(cfg)})
         return 0
     words = {"ok": "正常 ok", "warning": "注意 warning", "fault": "故障 fault", "unknown": "不明 unknown"}
     print(f"{cfg.point.name} ({cfg.point.id})")
@@ -183,6 +184,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"拒收 quarantined {content['quarantined']}, 剩余 free {content['free_bytes'] / gib:.1f} / {content['total_bytes'] / gib:.1f} GB, "
         f"最近收到 last ingest {when}"
     )
+    sw = update.status(cfg)
+    last_sw = sw["last"] or {}
+    print(f"软件 software: {sw['version']} ({sw['state']})"
+          + (f", 上次更新 last update {last_sw.get('version')} {last_sw.get('outcome')} {last_sw.get('reason') or ''}" if last_sw else ""))
     c = mine["counts"]
     print(f"本地内容 local content: 待上传 waiting {c['pending'] + c['uploading']}, 待审核 in review {c['sent']}, "
           f"已通过 approved {c['approved']}, 未通过 rejected {c['rejected']}")
@@ -297,6 +302,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if e.filename:  # a folder or file of the box, not the listening socket
             raise KioskError(f"cannot start: {e.strerror or e}: {e.filename}") from None
         raise KioskError(f"cannot serve on {cfg.web.host}:{cfg.web.port}: {e.strerror or e}") from None
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """Start the release the update state names (kiosk.service's ExecStart); rolls back a failed trial."""
+    from kiosk.update import launch
+
+    cfg = _config(args)
+    try:
+        return launch.launch(getattr(args, "config", None), cfg)
+    except OSError as e:
+        raise KioskError(f"cannot start the release: {e.strerror or e}: {e.filename}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -566,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=30, help="simulated points reporting to the centre")
 
     add(sub, "run", cmd_run, "run the box: web server, scheduler and hardware")
+    add(sub, "launch", cmd_launch, "start the box's current release (after an update: try it, keep it or go back)")
 
     p = add(sub, "ingest", cmd_ingest, "ingest bags (folders or .tar), or every bag under a folder")
     p.add_argument("paths", nargs="+", metavar="PATH")

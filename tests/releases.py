@@ -3,7 +3,8 @@
 The dependency wheels come from PyPI once (sdnotify is built from its sdist) and are kept in a cache folder keyed by the
 hash of pyproject.toml (KIOSK_TEST_CACHE, default ~/.cache/field-kiosk-tests), so a CI
 run that did not change the dependencies fetches nothing. The kiosk wheel itself is
-built offline from a copy of the source tree with the version rewritten.
+built offline (its build backend from that cache too) from a copy of the source tree with
+the version rewritten.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def dependency_wheels() -> Path:
         return folder
     import tomllib
 
-    deps = tomllib.loads(pyproject.decode("utf-8"))["project"]["dependencies"]
+    meta = tomllib.loads(pyproject.decode("utf-8"))
+    deps = meta["project"]["dependencies"] + meta["build-system"]["requires"]  # building kiosk needs the latter
     part = folder.with_name(folder.name + ".part")
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
@@ -65,8 +67,8 @@ def kiosk_wheel(version: str, out: Path, patch: dict[str, str] | None = None) ->
         (src / name).write_text(text, encoding="utf-8")
     wheels = out / f"wheels-{version}"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(wheels), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index",
+         "--find-links", str(dependency_wheels()), "-w", str(wheels), str(src)],
         check=True, timeout=300, cwd=out,
     )
     shutil.rmtree(src)

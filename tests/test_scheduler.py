@@ -43,7 +43,8 @@ def box(cfg, tmp_path):
 def test_every_job_is_registered_with_an_interval_setting_that_exists():
     names = {s.name for s in SETTINGS}
     table = registry()
-    assert [j.id for j in table] == ["spool_scan", "housekeeping", "health_sample", "heartbeat", "telecom_sync", "local_upload"]
+    assert [j.id for j in table] == [
+        "spool_scan", "housekeeping", "health_sample", "heartbeat", "telecom_sync", "local_upload", "software_update"]
     assert all(j.interval in names for j in table)
 
 

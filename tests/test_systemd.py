@@ -101,7 +101,8 @@ def test_the_box_is_a_notify_service_with_a_watchdog_that_restarts_it() -> None:
     assert value("kiosk.service", "Type") == "notify"
     assert int(value("kiosk.service", "WatchdogSec")) > 0
     assert value("kiosk.service", "Restart") == "on-failure"
-    assert value("kiosk.service", "ExecStart").startswith("/opt/kiosk/bin/kiosk run ")
+    # through the launcher, which starts the current release and rolls back a failed trial
+    assert value("kiosk.service", "ExecStart").startswith("/opt/kiosk/bin/kiosk launch ")
 
 
 def test_the_box_runs_unprivileged_in_a_read_only_system() -> None:

@@ -33,6 +33,8 @@ class Context:
     stop: threading.Event = field(default_factory=threading.Event)
     # wake(job_id): run that job soon instead of at its next interval (set by the Runner)
     wake: Callable[[str], None] = lambda job_id: None
+    # switch(): a new release is installed; the box stops and hands over to it (set by the box)
+    switch: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ def registry() -> tuple[Job, ...]:
         Job("heartbeat", jobs.heartbeat, "centre.heartbeat_interval_s", first_delay_s=10.0),
         Job("telecom_sync", jobs.telecom_sync, "sync.interval_s", first_delay_s=30.0),
         Job("local_upload", jobs.local_upload, "uplink.upload_interval_s", first_delay_s=20.0),
+        Job("software_update", jobs.software_update, "update.check_interval_s", first_delay_s=15.0),
     )
 
 
@@ -179,7 +182,10 @@ class Runner:
         log.info("event=scheduler_stopped")
 
 
-def start(cfg: Config, library: Any, hardware: Any = None, jobs: tuple[Job, ...] | None = None) -> Runner:
+def start(cfg: Config, library: Any, hardware: Any = None, jobs: tuple[Job, ...] | None = None,
+          switch: Callable[[], None] | None = None) -> Runner:
     """Start the box's periodic jobs; call `.shutdown()` on the result to stop them."""
     ctx = Context(cfg=cfg, library=library, hardware=hardware)
+    if switch is not None:
+        ctx.switch = switch
     return Runner(ctx, registry() if jobs is None else jobs).start()

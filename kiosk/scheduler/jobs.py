@@ -59,3 +59,12 @@ def telecom_sync(ctx: "Context") -> sync.Result:
 def local_upload(ctx: "Context") -> dict[str, Any]:
     """Send local content to the centre, resuming where it stopped, within budget and window."""
     return upload.run(ctx.cfg, stop=ctx.stop)
+
+
+def software_update(ctx: "Context") -> str | None:
+    """Install a received application release beside the running one and switch to it."""
+    from kiosk.update import apply
+
+    if ctx.stop.is_set():
+        return None
+    return apply.step(ctx.cfg, ctx.library, ctx.switch)
