@@ -21,7 +21,7 @@ loss. A report, as the box writes it (fields absent or None when unknown):
 
     {"v": 1, "kind": "beat" | "event", "point_id": str, "seq": int,
      "box_time": float (the box's clock, unix s; may be wrong), "clock_synced": bool | None,
-     "boot_id": str | None, "uptime_s": float | None, "software": "0.1.0",
+     "boot_id": str | None, "uptime_s": float | None, "software": {"version": "0.1.0", "state": "current"},
      "event": one of EVENT_TYPES, "detail": {...}          (kind "event" only)
      "health": {"temp_c", "throttled", "under_voltage", "cpu_percent", "load1",
                 "memory_percent", "disk_percent", "disk_free", "disk_total",

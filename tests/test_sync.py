@@ -11,6 +11,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,7 +83,8 @@ class Centre:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def publish(self, tars: list[Path], generated: int = 1_800_000_000, key: Path | None = None, tamper: bool = False) -> None:
+    def publish(self, tars: list[Path], generated: int = 1_800_000_000, key: Path | None = None, tamper: bool = False,
+                targets: dict[str, Any] | None = None) -> None:
         """Serve these packages and an index of them signed by `key` (the trusted one by default)."""
         entries = []
         for tar in tars:
@@ -97,7 +99,8 @@ class Centre:
             if tamper:
                 digest = hashlib.sha256(b"something else").hexdigest()
             entries.append({"id": record["id"], "version": record["version"], "size": len(data),
-                            "tagmanifest_sha256": digest, "path": path})
+                            "tagmanifest_sha256": digest, "path": path, **({"targets": targets[record["id"]]}
+                                                                         if targets and record["id"] in targets else {})})
         index = json.dumps({"generated": generated, "packages": entries}).encode()
         self.files[sync.INDEX] = index
         self.files[sync.INDEX + ".sig"] = sign(key or self.key, index)
@@ -139,6 +142,18 @@ def test_it_fetches_and_publishes_what_the_signed_index_lists_and_nothing_twice(
     asked = len(centre.package_requests())
     again = sync.run(cfg, lib)
     assert again.outcomes == [] and len(centre.package_requests()) == asked
+
+
+def test_an_index_entry_whose_rollout_leaves_this_point_out_is_not_downloaded(box, centre, tmp_path):
+    cfg, lib = box
+    centre.publish([_pkg(tmp_path, "maize"), _pkg(tmp_path, "pigs")],
+                   targets={"pigs": {"townships": ["别的镇"], "percent": 0}, "maize": {"points": [cfg.point.id]}})
+    result = sync.run(cfg, lib)
+    assert [(o.outcome, o.id) for o in result.outcomes] == [("published", "maize")]
+    assert [p for p, _ in centre.package_requests()] == ["/api/v1/packages/maize-1.tar"]
+    # widened by a newer index: now it comes
+    centre.publish([_pkg(tmp_path, "pigs")], generated=1_800_000_100, targets={"pigs": {"percent": 100}})
+    assert [o.id for o in sync.run(cfg, lib).outcomes] == ["pigs"]
 
 
 def test_a_download_cut_off_halfway_resumes_with_range(box, centre, tmp_path):

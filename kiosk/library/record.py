@@ -270,6 +270,11 @@ def parse_record(raw: bytes) -> Record:
     )
 
 
+def parse_targets(value: Any) -> Targets:
+    """`targets` as kiosk.json or an index entry gives it; bad_record naming the field otherwise."""
+    return _targets(value)
+
+
 def _targets(value: Any) -> Targets:
     if not isinstance(value, dict):
         raise _bad("targets", f"must be an object, not {type(value).__name__}")

@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Any
 
-from kiosk import __version__, clock
+from kiosk import clock, update
 from kiosk.config import Config
 from kiosk.library import pointkey
 
@@ -99,8 +99,14 @@ def base(cfg: Config, kind: str, snapshot: dict[str, Any] | None, synced: bool |
         "clock_synced": synced,
         "boot_id": readings.get("boot_id"),
         "uptime_s": _round(readings.get("uptime_s")),
-        "software": __version__,
+        "software": _software(cfg),
     }
+
+
+def _software(cfg: Config) -> dict[str, str]:
+    """The running release and the update state (the centre shows them and halts a rollout on them)."""
+    sw = update.status(cfg)
+    return {"version": sw["version"], "state": sw["state"]}
 
 
 def beat(cfg: Config, snapshot: dict[str, Any] | None, summary: dict[str, Any] | None,

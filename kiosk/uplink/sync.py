@@ -4,7 +4,8 @@ The centre serves (see docs/channels.md):
 
     GET <centre.url>/api/v1/packages/index.json
         {"generated": <unix>, "packages": [{"id", "version", "size",
-          "tagmanifest_sha256", "path": "/api/v1/packages/<id>-<version>.tar"}]}
+          "tagmanifest_sha256", "path": "/api/v1/packages/<id>-<version>.tar",
+          "targets": optional, as in kiosk.json}]}
     GET <centre.url>/api/v1/packages/index.json.sig
         one line: base64 Ed25519 signature over the exact bytes of index.json
 
@@ -15,7 +16,9 @@ sync.daily_budget_mb is spent; a download cut off (budget, window, a dropped lin
 SIGTERM) stays as a partial file under data_dir and resumes with an HTTP Range
 request. A finished file must have the index's size and tag manifest hash before it
 goes to `library.ingest(source="telecom")`; withdrawals are ordinary signed recall
-packages in the index and need nothing special here.
+packages in the index and need nothing special here. An entry's `targets` is the centre's
+rollout of a package it cannot re-sign (a software release): an entry not for this point
+is not downloaded (docs/updates.md).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from kiosk import clock
 from kiosk.config import Config
 from kiosk.errors import KioskError, NotFound, PackageRejected
 from kiosk.library import signing
+from kiosk.library.record import Targets, parse_targets
+from kiosk.library.targets import is_target
 from kiosk.library.model import Outcome
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,7 @@ class Entry:
     size: int
     tagmanifest_sha256: str
     path: str
+    targets: Targets | None = None  # the centre's rollout; None: every point
 
     @property
     def file_name(self) -> str:
@@ -123,7 +129,8 @@ def _run(cfg: Config, library: Any, state: dict[str, Any], stop: threading.Event
         result.skipped = "stale_index"
         return result
     state["generated"] = generated
-    wanted = [e for e in entries if not _have(library, state, e)]
+    here = (cfg.point.id, cfg.point.township)
+    wanted = [e for e in entries if is_target(e.targets, *here) and not _have(library, state, e)]
     # smallest first: recalls and small items get through a tight budget before a big video
     wanted.sort(key=lambda e: (e.size, e.id))
     _clear_partials(cfg, {e.file_name for e in wanted})
@@ -191,7 +198,11 @@ def failure_code(e: BaseException) -> str:
 
 
 def _entry(p: dict[str, Any]) -> Entry:
-    e = Entry(str(p["id"]), int(p["version"]), int(p["size"]), str(p["tagmanifest_sha256"]).lower(), str(p["path"]))
+    try:
+        targets = parse_targets(p["targets"]) if p.get("targets") is not None else None
+    except PackageRejected as err:
+        raise ValueError(err.detail) from None
+    e = Entry(str(p["id"]), int(p["version"]), int(p["size"]), str(p["tagmanifest_sha256"]).lower(), str(p["path"]), targets)
     if not _ID.fullmatch(e.id) or e.version < 1 or e.size < 0 or not _SHA.fullmatch(e.tagmanifest_sha256):
         raise ValueError(f"bad entry {p!r}")
     # the index names files on the centre only: no other host, no climbing out

@@ -23,6 +23,8 @@ from flask import (
 
 from kiosk.device import Readings, health, history, power
 from kiosk.errors import KioskError, NotFound
+from kiosk import update
+from kiosk.update import words as update_words
 from kiosk.web import arrivals, auth, channels, sparklines
 from kiosk.web import glance as glance_mod
 from kiosk.web.screens import on_kiosk_screen
@@ -112,6 +114,11 @@ def _uplink() -> dict[str, Any]:
     except Exception as e:  # the uplink part's trouble must not hide the page
         log.warning("event=uplink_status_failed error=%r", e)
         return {}
+
+
+def _software() -> dict[str, Any] | None:
+    """The software section: the running release, the update state and the last update, in words."""
+    return _safe("software", lambda: update_words.view(update.status(_cfg())), None)
 
 
 def _safe(what: str, fn: Any, default: Any) -> Any:
@@ -315,7 +322,7 @@ def _store() -> history.HistoryStore | None:
 
 # The page's sections, top to bottom, one template each under templates/admin/sections/.
 # A part of the box that has something to show adds its name here and its template there.
-SECTIONS = ["health", "content", "import", "local", "spool", "sync", "items", "recent", "quarantine", "uplink", "power", "password", "more"]
+SECTIONS = ["health", "content", "import", "local", "spool", "sync", "items", "recent", "quarantine", "uplink", "software", "power", "password", "more"]
 
 
 def _title_of(item_id: str) -> str | None:
@@ -382,6 +389,7 @@ def index() -> Any:
         spool_stale_s=cfg.storage.spool_stale_s,
         sync=sync_view,
         sync_problems=channels.problems(sync_view),
+        software=_software(),
         channel_words=CHANNEL_WORDS,
         channel_states=channels.CHANNEL_STATES,
         reason_words=reasons,
@@ -409,6 +417,7 @@ def status_json() -> Any:
         import_progress=import_progress(),
         spool=spool_view,
         sync=sync_view,
+        software=_software(),
     )
 
 
