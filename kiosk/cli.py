@@ -429,7 +429,8 @@ def cmd_centre_points(args: argparse.Namespace) -> int:
     points = stats.overview(store, store.rules(cfg), clock.now())
     if args.json:
         keys = ("id", "name", "county", "township", "status", "last_seen", "last_seq")
-        _print_json([{k: p[k] for k in keys} for p in points])
+        _print_json([{**{k: p[k] for k in keys}, "software": {"version": p["software"], "state": p["software_state"]}}
+                     for p in points])
         return 0
     for p in points:
         seen = stats.local_time(p["last_seen"]) or "-"

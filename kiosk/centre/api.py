@@ -84,7 +84,8 @@ def points() -> Any:
     except summary.BadQuery as e:
         abort(400, description=str(e))
     result = summary.points_page(c["store"], c["store"].rules(c["config"]), clock.now(), node, **filters)
-    keys = ("id", "name", "county", "township", "status", "last_seen", "alert", "last_seq", "software")
+    keys = ("id", "name", "county", "township", "status", "last_seen", "alert", "last_seq", "software",
+            "software_state")
     result["points"] = [{k: p[k] for k in keys} for p in result["points"]]
     return jsonify(result)
 

@@ -60,6 +60,7 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
     app.jinja_env.globals.update(
         csrf_token=auth.csrf_token, staff=auth.staff, COLOURS=status.COLOURS,
         LABELS_ZH=status.LABELS_ZH, LABELS_EN=status.LABELS_EN, EVENTS_ZH=status.EVENTS_ZH,
+        SOFTWARE_ZH=status.SOFTWARE_ZH, SOFTWARE_EN=status.SOFTWARE_EN,
     )
     app.jinja_env.globals.update(fact=facts.fact, fact_rows=facts.rows, HEALTH_FACTS=facts.HEALTH, CONTENT_FACTS=facts.CONTENT)
     app.jinja_env.filters.update(celsius=facts.celsius, percent=facts.percent, detail=facts.detail, when=facts.moment)

@@ -57,7 +57,7 @@ class SimPoint:
             by_cat[cat] = {"opens": opens, "plays": rnd.randint(0, opens), "seconds": round(rnd.uniform(10, 900), 1)}
         report: dict[str, Any] = {
             "v": 1, "kind": "beat", "point_id": self.id, "seq": self.seq, "box_time": at, "clock_synced": True,
-            "boot_id": f"{self.id}-boot", "uptime_s": 3600.0, "software": "0.1.0",
+            "boot_id": f"{self.id}-boot", "uptime_s": 3600.0, "software": {"version": "0.1.0", "state": "current"},
             "health": {"temp_c": round(self.temp, 1), "throttled": False, "under_voltage": False,
                        "cpu_percent": round(rnd.uniform(2, 40), 1), "load1": round(rnd.uniform(0.05, 1.5), 2),
                        "memory_percent": round(rnd.uniform(30, 70), 1), "disk_percent": round(self.disk, 1),

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 STATUSES = ("never", "online", "late", "offline")
 COLOURS = {"never": "#8a8a8a", "online": "#1e8e3e", "late": "#e8a100", "offline": "#c5221f"}
 LABELS_ZH = {"never": "从未联系", "online": "在线", "late": "迟到", "offline": "离线"}
+# A point's software update state, as its heartbeats report it (kiosk/update/state.py).
+SOFTWARE_ZH = {"current": "正常", "installing": "安装中", "trying": "试运行", "rolled_back": "已退回旧版", "failed": "没装上"}
+SOFTWARE_EN = {"current": "current", "installing": "installing", "trying": "on trial", "rolled_back": "rolled back",
+               "failed": "install failed"}
 EVENTS_ZH = {
     "boot": "开机", "under_voltage": "供电电压不足", "overheat": "过热", "disk_full": "磁盘快满",
     "read_only_root": "系统盘只读", "display_restarts": "屏幕反复重启", "fault": "故障",

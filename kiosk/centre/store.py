@@ -179,10 +179,11 @@ class Store:
                 if _takes_over(cur, point_id, max(new), received_at):
                     cur.execute(
                         "UPDATE points SET last_seen = ?, last_seq = ?, last_box_time = ?, last_health = ?, "
-                        f"last_content = ?, software = ?, {_MAX_SEQ} WHERE id = ?",
+                        f"last_content = ?, software = ?, software_state = ?, {_MAX_SEQ} WHERE id = ?",
                         (
                             received_at, max(new), _num(_box_time(newest)), _json(newest.get("health")),
-                            _json(newest.get("content")), _software(newest.get("software")), max(new), max(new), point_id,
+                            _json(newest.get("content")), _software(newest.get("software")),
+                            _software_state(newest.get("software")), max(new), max(new), point_id,
                         ),
                     )
                 else:
@@ -333,6 +334,12 @@ def _software(value: Any) -> str:
     return str(value or "")[:64]
 
 
+def _software_state(value: Any) -> str:
+    """The update state a report names ("" from a box too old to say)."""
+    state = value.get("state") if isinstance(value, dict) else None
+    return str(state or "")[:32]
+
+
 def _insert_rows(cur: Any, target: str, rows: list[tuple[Any, ...]], key: str) -> None:
     """Multi-row INSERT ... ON CONFLICT DO NOTHING: one round trip per chunk, on both backends."""
     if not rows:
@@ -453,7 +460,7 @@ def _count(d: Any, key: str) -> int:
 
 
 _POINT_COLS = ("id, name, township, enrolled_at, last_seen, last_seq, last_box_time, "
-               "last_health, last_content, software, county")
+               "last_health, last_content, software, county, software_state")
 
 
 def _scope(text: str) -> Node | None:
@@ -490,4 +497,5 @@ def _point(row: tuple[Any, ...]) -> dict[str, Any]:
         "content": content,
         "software": row[9],
         "county": row[10],
+        "software_state": row[11],
     }
