@@ -76,7 +76,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("admin.max_login_attempts", int, 5, "Failed logins allowed per 15 minutes before the page waits."),
     _s("admin.power_command", str, "/usr/lib/kiosk/kiosk-power", "Helper for restart-screens, reboot and shutdown (asks systemd, allowed by polkit, to start kiosk-power@ACTION.service)."),
     # hardware
-    _s("hardware.backend", str, "auto", "auto, pi or fake."),
+    _s("hardware.backend", str, "auto", "auto (the Pi where its firmware is, else pc), pi, pc or fake."),
     _s("hardware.led_pin", int, 17, "BCM pin of the status LED."),
     _s("hardware.button_pin", int, 27, "BCM pin of the shutdown button (hold 3 s)."),
     _s("hardware.thermal_path", str, "/sys/class/thermal/thermal_zone0/temp", "Thermal zone read for the CPU temperature."),
@@ -274,8 +274,8 @@ def load(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | No
 
 def _check(values: Mapping[str, Any]) -> None:
     """Range checks that a type alone cannot express."""
-    if values["hardware.backend"] not in ("auto", "pi", "fake"):
-        raise ConfigError("hardware.backend must be auto, pi or fake")
+    if values["hardware.backend"] not in ("auto", "pi", "pc", "fake"):
+        raise ConfigError("hardware.backend must be auto, pi, pc or fake")
     if not 0 <= values["storage.min_free_percent"] < 100:
         raise ConfigError("storage.min_free_percent must be from 0 to 99")
     for name in ("web.port", "centre.port"):

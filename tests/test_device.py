@@ -173,13 +173,6 @@ def test_fake_hardware_is_a_hardware_with_settable_readings():
     assert pressed == [1]
 
 
-def test_auto_falls_back_to_the_fake_with_a_warning_when_not_on_a_pi(cfg, caplog):
-    with caplog.at_level(logging.WARNING):
-        hw = open_hardware(cfg.replace(hardware__backend="auto"))
-    assert hw.name == "fake"
-    assert "hardware_fallback" in caplog.text
-
-
 def test_the_pi_backend_can_be_forced_and_reads_what_this_machine_has(cfg):
     hw = open_hardware(cfg.replace(hardware__backend="pi"), panel=False)
     assert hw.name == "pi"

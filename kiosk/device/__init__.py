@@ -2,8 +2,9 @@
 
 `Hardware` is what the rest of the box sees: one `read()` of every health
 signal, the status LED and the shutdown button. `PiHardware` reads a
-Raspberry Pi (psutil, the thermal zone, `vcgencmd`, sysfs); `FakeHardware`
-has settable readings for the demo, the tests and machines that are not a Pi.
+Raspberry Pi (psutil, the thermal zone, `vcgencmd`, sysfs); `PcHardware` a
+generic Linux PC (hwmon sensors and thermal zones, no GPIO); `FakeHardware`
+has settable readings for the demo and the tests.
 A reading that is not available is None, never a made-up number.
 
 This package imports nothing of the project but config, clock and errors.
@@ -98,7 +99,7 @@ def is_raspberry_pi(model_path: str = "/proc/device-tree/model") -> bool:
 
 
 def open_hardware(cfg: Config, *, panel: bool = True) -> Hardware:
-    """The backend hardware.backend names; `auto` picks the Pi when on one, else the fake.
+    """The backend hardware.backend names; `auto` picks the Pi where its firmware is, else the PC.
 
     `panel=False` leaves the LED and button alone (for `kiosk status`, which must
     not take the pins the running box holds).
@@ -108,9 +109,12 @@ def open_hardware(cfg: Config, *, panel: bool = True) -> Hardware:
     backend = cfg.hardware.backend
     if backend == "fake":
         return FakeHardware()
-    if backend == "auto" and not (is_raspberry_pi() and shutil.which("vcgencmd")):
-        log.warning("event=hardware_fallback backend=fake reason=not_a_raspberry_pi")
-        return FakeHardware()
+    if backend == "pc" or (backend == "auto" and not (is_raspberry_pi() and shutil.which("vcgencmd"))):
+        from kiosk.device.pc import PcHardware
+
+        if backend == "auto":
+            log.info("event=hardware_backend backend=pc reason=no_raspberry_pi_firmware")
+        return PcHardware.from_config(cfg, panel=panel)
     from kiosk.device.pi import PiHardware
 
     return PiHardware.from_config(cfg, panel=panel)
