@@ -37,7 +37,7 @@ from tests.conftest import free_port, missing
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 REPO = Path(__file__).resolve().parent.parent
-STAGE = REPO / "image-build" / "stage-kiosk" / "00-kiosk"
+STAGE = REPO / "image-build" / "stage-kiosk" / "00-kiosk"  # pi-gen's view of image-build/install/
 CACHE = Path(os.environ.get("KIOSK_ROOTFS_CACHE", "/var/cache/field-kiosk"))
 SUITE = "bookworm"
 # What a Raspberry Pi OS Lite (pi-gen stage2) already has and a minbase debootstrap lacks.
@@ -88,9 +88,9 @@ def apt_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def _run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(argv, text=True, capture_output=True, **kw)  # type: ignore[call-overload]
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
 
@@ -226,9 +226,12 @@ def test_the_image_has_the_appliance_settings(image_root: Path) -> None:
     etc = image_root / "etc"
     assert "RuntimeWatchdogSec=" in (etc / "systemd" / "system.conf.d" / "50-kiosk-watchdog.conf").read_text()
     assert "Storage=volatile" in (etc / "systemd" / "journald.conf.d" / "50-kiosk.conf").read_text()
-    assert "LABEL=kioskdata /var/lib/kiosk" in (etc / "fstab").read_text()
+    # the data partition is found by identity on the boot disk, never by a label in fstab
+    assert "kioskdata" not in (etc / "fstab").read_text() and "LABEL=" not in (etc / "fstab").read_text()
+    trust = etc / "kiosk" / "trust"
+    assert trust.stat().st_uid == 0 and trust.stat().st_mode & 0o022 == 0
     assert (etc / "polkit-1" / "rules.d" / "50-kiosk-power.rules").exists()
-    for helper in ("kiosk-power", "kiosk-power-action", "kiosk-display-failed", "kiosk-setup", "kiosk-data-partition"):
+    for helper in ("kiosk-power", "kiosk-power-action", "kiosk-display-failed", "kiosk-setup", "kiosk-readonly-root", "kiosk-data-partition"):
         assert os.access(image_root / "usr" / "lib" / "kiosk" / helper, os.X_OK)
     assert not (image_root / "var" / "cache" / "kiosk-wheels").exists()
     for unit in (etc / "systemd" / "system").glob("kiosk*.service"):
@@ -319,13 +322,17 @@ def test_the_first_boot_makes_the_data_partition_from_the_rest_of_the_card(image
             first = _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-data-partition"], env={**env, "KIOSK_ROOT_DEVICE": root_part}, timeout=300)
             table = _run(["chroot", str(image_root), "sfdisk", "--dump", dev]).stdout
             assert f"{dev}p1" in table and f"{dev}p2" in table and f"{dev}p3" in table
-            assert _run(["blkid", "-p", "-o", "value", "-s", "LABEL", f"{dev}p3"]).stdout.strip() == "kioskdata"
+            # found again by the partition UUID it recorded, never by a label
+            uuid = _run(["blkid", "-p", "-o", "value", "-s", "PART_ENTRY_UUID", f"{dev}p3"]).stdout.strip()
+            assert (image_root / "etc" / "kiosk" / "data-partuuid").read_text().strip() == uuid
+            assert _run(["blkid", "-p", "-o", "value", "-s", "LABEL", f"{dev}p3"], check=False).stdout.strip() == ""
             assert _run(["findmnt", "-n", "-o", "SOURCE", str(image_root / "var" / "lib" / "kiosk")]).stdout.strip() == f"{dev}p3"
             assert _run(["chroot", str(image_root), "stat", "-c", "%U", "/var/lib/kiosk"]).stdout.strip() == "kiosk"
             assert "mounted" in first.stderr
-            # a second boot finds it and changes nothing
+            # the next boot finds it, mounts it and changes nothing on the card
+            _run(["umount", str(image_root / "var" / "lib" / "kiosk")])
             again = _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-data-partition"], env={**env, "KIOSK_ROOT_DEVICE": root_part}, timeout=120)
-            assert "exists already" in again.stderr
+            assert f"mounted {dev}p3" in again.stderr and "making" not in again.stderr
             assert _run(["chroot", str(image_root), "sfdisk", "--dump", dev]).stdout == table
         finally:
             subprocess.run(["umount", str(image_root / "var" / "lib" / "kiosk")], capture_output=True)

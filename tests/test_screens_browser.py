@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/screens/.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -250,3 +251,23 @@ def test_while_the_box_restarts_the_screen_shows_a_calm_page_that_retries(browse
         shot(pg, "restarting")
     finally:
         ctx.close()
+
+
+def test_the_home_screen_shows_what_a_usb_import_brought_without_a_touch(page: Any, box: Any) -> None:
+    # The import runs in another process (the udev-started unit): the screen learns of it only
+    # through /api/v1/notice, here answered as during and after an import.
+    answers = [{"state": "importing", "percent": 40, "text": "正在从U盘导入新内容（40%），请不要拔出U盘。"},
+               {"state": "done", "percent": 100, "text": "U盘导入完成：新增 1 项内容。"}]
+    asked: list[int] = []
+
+    def notice(route: Any) -> None:
+        asked.append(1)
+        body = answers[0] if len(asked) == 1 else answers[1]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({"notice": body}))
+
+    page.route("**/api/v1/notice", notice)
+    page.goto(box.url)
+    page.evaluate("window.__before_import = true")
+    page.wait_for_function("!window.__before_import", timeout=20000)  # the page was loaded anew
+    page.wait_for_selector("#notice:not([hidden])", timeout=10000)
+    assert "导入完成" in page.inner_text("#notice")

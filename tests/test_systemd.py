@@ -13,7 +13,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -126,7 +128,7 @@ def test_the_box_can_reach_the_gpio_pins_but_no_other_device() -> None:
 
 def test_the_screens_run_chromium_in_cage_on_tty1_and_come_back_when_they_die() -> None:
     start = value("kiosk-display.service", "ExecStart")
-    assert start.startswith("/usr/bin/cage ") and "/usr/bin/chromium --kiosk" in start
+    assert start.startswith("/usr/bin/env XDG_RUNTIME_DIR=/run/kiosk-display /usr/bin/cage ") and "/usr/bin/chromium --kiosk" in start
     assert "${KIOSK_URL}" in start
     assert "KIOSK_URL=http://127.0.0.1:8080/" in values("kiosk-display.service", "Environment")
     assert value("kiosk-display.service", "TTYPath") == "/dev/tty1"
@@ -154,6 +156,46 @@ def test_the_fallback_leaves_a_marker_and_a_text_screen(tmp_path: Path) -> None:
     marker = (tmp_path / "display-failed").read_text()
     assert re.search(r"^boot_id=\S+$", marker, re.M) and "unit=kiosk-display.service" in marker
     assert "restart screens" in tty.read_text()
+
+
+def _as_root() -> None:
+    """These tests plant links as an unprivileged owner and run the helper as root, as systemd does."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("needs root (CI runs as root)")
+        pytest.skip("needs root")
+
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A folder every user can reach (pytest's own tmp_path is root's alone), for the box's user's files."""
+    path = Path(tempfile.mkdtemp(prefix="kiosk-links-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_the_fallback_never_writes_through_a_link_the_box_planted(open_tmp: Path) -> None:
+    _as_root()
+    tmp_path = open_tmp
+    data = tmp_path / "data"
+    data.mkdir()
+    victim = tmp_path / "shadow"
+    victim.write_text("root:secret\n")
+    victim.chmod(0o600)
+    # the box's user owns the data folder and plants links where the helper writes
+    (data / "display-failed").symlink_to(victim)
+    (data / "display-failed.tmp").symlink_to(victim)
+    os.chown(data, NOBODY, NOBODY)
+    env = {**os.environ, "KIOSK_DATA_DIR": str(data), "KIOSK_FALLBACK_TTY": str(tmp_path / "no-tty")}
+    subprocess.run([str(SYSTEMD / "kiosk-display-failed")], check=True, env=env, timeout=30)
+    assert victim.read_text() == "root:secret\n" and victim.stat().st_uid == 0 and victim.stat().st_mode & 0o777 == 0o600
+    marker = data / "display-failed"
+    assert not marker.is_symlink() and "unit=kiosk-display.service" in marker.read_text()
+    assert marker.stat().st_uid == NOBODY  # written as the folder's owner, not as root
 
 
 def test_the_centre_runs_unprivileged_and_restarts() -> None:
@@ -288,6 +330,44 @@ def test_setup_does_not_apply_settings_while_the_root_is_read_only(tmp_path: Pat
     assert "read-only root is on" in (boot / "kiosk-setup-result.txt").read_text()
 
 
+def test_setup_keeps_the_trust_folder_roots_and_read_only_to_the_box(tmp_path: Path) -> None:
+    _as_root()
+    boot, etc, env = _setup(tmp_path)
+    trust = etc / "trust"
+    (boot / "kiosk-trust").mkdir()
+    (boot / "kiosk-trust" / "county.pem").write_text("-----BEGIN PUBLIC KEY-----\n")
+    subprocess.run([str(SYSTEMD / "kiosk-setup")], check=True, env={**env, "KIOSK_STORAGE_TRUST_DIR": str(trust)}, timeout=60)
+    key = trust / "county.pem"
+    assert key.read_text().startswith("-----BEGIN PUBLIC KEY")
+    for path in (trust, key):
+        st = path.stat()
+        assert st.st_uid == 0 and st.st_gid == 0 and st.st_mode & 0o022 == 0, oct(st.st_mode)
+
+
+def test_setup_never_puts_keys_in_a_folder_the_box_can_change(open_tmp: Path) -> None:
+    _as_root()
+    tmp_path = open_tmp
+    boot, etc, env = _setup(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (data / "trust").symlink_to(elsewhere)  # planted by the owner of the data folder
+    os.lchown(data / "trust", NOBODY, NOBODY)
+    os.chown(data, NOBODY, NOBODY)
+    (boot / "kiosk-trust").mkdir()
+    (boot / "kiosk-trust" / "county.pem").write_text("-----BEGIN PUBLIC KEY-----\n")
+    for trust in (data / "trust", data / "fresh"):
+        subprocess.run([str(SYSTEMD / "kiosk-setup")], check=True, env={**env, "KIOSK_STORAGE_TRUST_DIR": str(trust)}, timeout=60)
+        assert "NOT installed" in (boot / "kiosk-setup-result.txt").read_text()
+    assert list(elsewhere.iterdir()) == [] and not (data / "fresh").exists()
+
+
+def test_the_box_reads_publisher_keys_only_from_roots_folder() -> None:
+    for name in ("kiosk.service", "kiosk-usb-import@.service", "kiosk-setup.service"):
+        assert "KIOSK_STORAGE_TRUST_DIR=/etc/kiosk/trust" in values(name, "Environment"), name
+
+
 def _exposure(name: str, tmp_path: Path) -> float:
     unit = _stubbed_copy(name, tmp_path)
     done = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
@@ -298,8 +378,9 @@ def _exposure(name: str, tmp_path: Path) -> float:
 
 
 @needs_analyze
-@pytest.mark.parametrize(("name", "ceiling"), [("kiosk.service", 2.5), ("kiosk-centre.service", 2.5), ("kiosk-display.service", 5.0)])
-def test_systemd_rates_each_long_running_service_as_well_confined(name: str, ceiling: float, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "ceiling"), [("kiosk.service", 2.5), ("kiosk-centre.service", 2.5), ("kiosk-display.service", 5.0),
+                                              ("kiosk-power@.service", 2.0), ("kiosk-setup.service", 2.5)])
+def test_systemd_rates_each_service_as_well_confined(name: str, ceiling: float, tmp_path: Path) -> None:
     assert _exposure(name, tmp_path) <= ceiling
 
 

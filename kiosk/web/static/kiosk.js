@@ -79,12 +79,17 @@
       putAway = noticeText.textContent; notice.hidden = true;
       try { sessionStorage.setItem("kiosk-notice-away", putAway); } catch (e) { /* shown again next page */ }
     });
+    var wasImporting = false;
     var ask = function () {
       if (document.hidden) return;
       fetch("/api/v1/notice", { headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : { notice: null }; })
         .then(function (d) {
           var n = d.notice;
+          // an import just ended: the home screen shows what arrived without a touch
+          var importing = !!n && n.state === "importing";
+          if (wasImporting && !importing && page === "home") { location.reload(); return; }
+          wasImporting = importing;
           notice.hidden = !n || n.text === putAway;
           if (n) noticeText.textContent = n.text;
         })
