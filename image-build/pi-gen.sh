@@ -13,7 +13,7 @@ PI_GEN_BRANCH="${PI_GEN_BRANCH:-arm64}"
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "pi-gen needs root: run it as root (sudo -E image-build/build.sh)"
+[ "$(id -u)" -eq 0 ] || die "pi-gen needs root: run it as root (sudo -E image-build/pi-gen.sh)"
 [ -n "${KIOSK_TECH_PASSWORD:-}" ] || die "set KIOSK_TECH_PASSWORD to the technician login's password"
 
 # pi-gen itself: an existing checkout (PI_GEN_DIR), or a fresh clone when a person asks for
@@ -40,7 +40,7 @@ rm -f "$PI_GEN_DIR/stage2/EXPORT_NOOBS"
 
 config="$WORK/pi-gen.config"
 {
-    cat "$HERE/config"
+    cat "$HERE/pi-gen.config"
     echo "STAGE_LIST=\"stage0 stage1 stage2 $HERE/stage-kiosk\""
     printf 'FIRST_USER_PASS=%q\n' "$KIOSK_TECH_PASSWORD"
 } >"$config"

@@ -1,6 +1,7 @@
-"""image-build/: the pi-gen stage's scripts and data, and build.sh's refusals (fast checks).
+"""image-build/: the install scripts shared by the Debian images and the pi-gen stage, and the
+refusals of build.sh and pi-gen.sh (fast checks).
 
-The stage itself is exercised end to end by tests/test_rootfs.py.
+The images themselves are built and booted by tests/test_image.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ IMAGE = REPO / "image-build"
 STAGE = IMAGE / "stage-kiosk" / "00-kiosk"
 SCRIPTS = sorted(
     [p for p in IMAGE.rglob("*.sh") if "work" not in p.relative_to(IMAGE).parts]
-    + [REPO / "systemd" / n for n in ("kiosk-power", "kiosk-power-action", "kiosk-display-failed", "kiosk-setup", "kiosk-data-partition")]
+    + [REPO / "systemd" / n for n in ("kiosk-power", "kiosk-power-action", "kiosk-display-failed", "kiosk-setup", "kiosk-readonly-root", "kiosk-data-partition")]
     + [REPO / "tools" / "rootfs-test.sh"]
 )
 
@@ -49,13 +50,23 @@ def test_the_stage_follows_pi_gen_layout() -> None:
     assert (IMAGE / "stage-kiosk" / "EXPORT_IMAGE").exists()
     assert os.access(STAGE / "01-run.sh", os.X_OK)
     assert (STAGE / "02-run-chroot.sh").exists()
-    assert "IMG_NAME=" in (IMAGE / "config").read_text()
+    assert "IMG_NAME=" in (IMAGE / "pi-gen.config").read_text()
+
+
+def test_the_pi_gen_stage_and_the_debian_images_run_the_same_install_scripts() -> None:
+    install = IMAGE / "install"
+    assert (STAGE / "00-packages").resolve() == install / "packages"
+    assert (STAGE / "02-run-chroot.sh").resolve() == install / "chroot.sh"
+    assert "install" in (STAGE / "01-run.sh").read_text() and "host.sh" in (STAGE / "01-run.sh").read_text()
+    build = (IMAGE / "build.sh").read_text()
+    assert "image-build/install/host.sh" in build and "image-build/install/chroot.sh" in build
+    assert "$HERE/install/packages" in build
 
 
 def _build(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if k not in ("KIOSK_TECH_PASSWORD", "PI_GEN_DIR")}
     full.update({"KIOSK_BUILD_DIR": str(tmp_path / "work"), **env})
-    return subprocess.run([str(IMAGE / "build.sh")], env=full, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    return subprocess.run([str(IMAGE / "pi-gen.sh")], env=full, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.needs(os.geteuid() == 0, "build.sh first refuses anyone but root")
@@ -82,3 +93,11 @@ def test_the_host_side_script_needs_a_root_file_system_and_the_wheel(tmp_path: P
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "wheel" in done.stderr
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [[], ["--arch", "i386", "-o", "x.img"], ["--arch", "amd64"], ["--arch"], ["--bogus"]])
+def test_the_image_build_refuses_bad_arguments_and_builds_nothing(argv: list[str], tmp_path: Path) -> None:
+    done = subprocess.run([str(IMAGE / "build.sh"), *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "KIOSK_IMAGE_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2 and "usage:" in done.stderr
+    assert list(tmp_path.iterdir()) == []

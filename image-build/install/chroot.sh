@@ -1,6 +1,6 @@
 #!/bin/bash
 # Inside the image: the kiosk's users, its virtual environment from the wheels, and the
-# units enabled at boot. pi-gen feeds it to bash in a chroot; so does tests/test_rootfs.py.
+# units enabled at boot. build.sh (mmdebstrap) and pi-gen both feed it to bash in a chroot.
 set -euo pipefail
 
 . /etc/kiosk/image.env
@@ -20,8 +20,10 @@ chmod 0750 /var/lib/kiosk
 chown root:kiosk /etc/kiosk /etc/kiosk/kiosk.toml
 chmod 0750 /etc/kiosk
 chmod 0640 /etc/kiosk/kiosk.toml
+# Publisher keys (the units set storage.trust_dir here): root's, read-only to the box.
+install -d -o root -g root -m 0755 /etc/kiosk/trust
 
-# The kiosk in its own virtual environment, from the wheels 01-run.sh brought in.
+# The kiosk in its own virtual environment, from the wheels host.sh brought in.
 rm -rf /opt/kiosk
 python3 -m venv /opt/kiosk
 if [ "${KIOSK_OFFLINE:-0}" = "1" ]; then

@@ -1,21 +1,22 @@
 #!/bin/bash
 # Host side of the kiosk stage: copies the kiosk's wheels, units, udev rules, helpers and
-# system settings into the image's root file system; 02-run-chroot.sh finishes inside it.
-# pi-gen runs it with ROOTFS_DIR set; tests/test_rootfs.py runs it the same way.
+# system settings into the image's root file system; chroot.sh finishes inside it.
+# The Debian images (build.sh, as an mmdebstrap hook) and the pi-gen stage (01-run.sh) both
+# run it with ROOTFS_DIR set, so the two kinds of image cannot drift apart.
 set -euo pipefail
 
 cd "$(dirname "$0")"
 : "${ROOTFS_DIR:?ROOTFS_DIR must name the root file system to install into}"
-REPO="${KIOSK_REPO:-$(cd ../../.. && pwd)}"
+REPO="${KIOSK_REPO:-$(cd ../.. && pwd)}"
 WHEELS="${KIOSK_WHEELS:-$REPO/image-build/work/wheels}"
 R="$ROOTFS_DIR"
 
 if ! ls "$WHEELS"/field_kiosk-*.whl >/dev/null 2>&1; then
-    echo "01-run.sh: no field_kiosk wheel in $WHEELS (image-build/build.sh makes it)" >&2
+    echo "host.sh: no field_kiosk wheel in $WHEELS (image-build/build.sh and pi-gen.sh make it)" >&2
     exit 1
 fi
 
-# The wheels, for 02-run-chroot.sh to install into /opt/kiosk (it removes them afterwards).
+# The wheels, for chroot.sh to install into /opt/kiosk (it removes them afterwards).
 install -d -m 0755 "$R/var/cache/kiosk-wheels"
 cp "$WHEELS"/*.whl "$R/var/cache/kiosk-wheels/"
 
@@ -32,7 +33,7 @@ for rule in "$REPO"/systemd/[0-9][0-9]-*.rules; do
 done
 # The narrow helpers the units run.
 install -d -m 0755 "$R/usr/lib/kiosk"
-for helper in kiosk-power kiosk-power-action kiosk-display-failed kiosk-setup kiosk-data-partition; do
+for helper in kiosk-power kiosk-power-action kiosk-display-failed kiosk-setup kiosk-readonly-root kiosk-data-partition; do
     install -m 0755 "$REPO/systemd/$helper" "$R/usr/lib/kiosk/$helper"
 done
 # polkit: the box's user may start exactly the three power-action units.
@@ -51,17 +52,15 @@ fi
 install -d -m 0755 "$R/usr/share/doc/field-kiosk"
 install -m 0644 "$REPO"/docs/*.md "$R/usr/share/doc/field-kiosk/"
 
-# What 02-run-chroot.sh and the first boot need to know about this build.
+# What chroot.sh and the first boot need to know about this build.
 cat >"$R/etc/kiosk/image.env" <<ENV
 KIOSK_READONLY_ROOT=${KIOSK_READONLY_ROOT:-0}
 KIOSK_OFFLINE=${KIOSK_OFFLINE:-0}
 ENV
 
-# The data partition: made on the first boot from the rest of the card (kiosk-data-partition).
+# The data partition: mounted each boot by kiosk-data-partition, found on the boot disk by its
+# partition identity (never by a label a USB stick could carry), so /etc/fstab does not name it.
 install -d -m 0750 "$R/var/lib/kiosk"
-if ! grep -q 'LABEL=kioskdata' "$R/etc/fstab" 2>/dev/null; then
-    echo 'LABEL=kioskdata /var/lib/kiosk ext4 defaults,noatime,commit=60,nofail,x-systemd.device-timeout=10s 0 2' >>"$R/etc/fstab"
-fi
 
 # Keep the root partition at its built size: the first boot gives the rest to kioskdata.
 for cmdline in "$R/boot/firmware/cmdline.txt" "$R/boot/cmdline.txt"; do
