@@ -10,11 +10,11 @@ SUDO=""
 # espeak-ng for read-aloud, openssl for the figures, nginx for the Range benchmark,
 # debootstrap and systemd-container for the root file system test (a Debian tree, booted),
 # ffmpeg for ffprobe, which checks that a local video plays before the box takes it; nodejs to
-# evaluate the polkit rule in its test; git to fetch the BagIt conformance suite when it is absent.
+# evaluate the polkit rule in its test.
 # For the disk images (image-build/build.sh) and booting them (tools/image-test.sh): mmdebstrap,
 # the file system tools, QEMU for both architectures with their UEFI firmware, qemu-user-static
 # for arm64, and socat (the test VM reaches a county centre on the loopback through it).
-DEBS="python3-venv python3-pip chromium fonts-noto-cjk espeak-ng openssl nginx-light systemd debootstrap systemd-container ffmpeg nodejs git"
+DEBS="python3-venv python3-pip chromium fonts-noto-cjk espeak-ng openssl nginx-light systemd debootstrap systemd-container ffmpeg nodejs"
 DEBS="$DEBS mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-utils qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-user-static socat"
 missing=""
 for p in $DEBS; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for the tests: set up (venv, Chromium, fonts, PostgreSQL with the tests' role and
-# database, the BagIt conformance suite), then run pytest.
+# database), then run pytest. The BagIt conformance suite is read from ../shared/bagit-conformance
+# (or $BAGIT_CONFORMANCE): it ships beside the project, as the Library of Congress publishes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh
@@ -27,13 +28,6 @@ SELECT 'CREATE ROLE kiosk_test LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHE
 ALTER ROLE kiosk_test LOGIN PASSWORD 'kiosk_test';
 SELECT 'CREATE DATABASE kiosk_test OWNER kiosk_test' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kiosk_test')\gexec
 SQL
-
-# The BagIt conformance suite beside the project (tests/test_conformance.py); fetched when absent.
-if [ -z "${BAGIT_CONFORMANCE:-}" ] && [ ! -d ../shared/bagit-conformance/v1.0 ] && [ ! -d ../bagit-conformance/v1.0 ]; then
-  export BAGIT_CONFORMANCE="$PWD/.cache/bagit-conformance"
-  [ -d "$BAGIT_CONFORMANCE/v1.0" ] || git clone -q --depth 1 https://github.com/LibraryOfCongress/bagit-conformance-suite.git "$BAGIT_CONFORMANCE" \
-    || echo "Could not fetch the BagIt conformance suite; its tests will say so." >&2
-fi
 
 # Chromium for Playwright is Debian's (bootstrap.sh); CI=true makes a missing piece fail, not skip.
 set +e
