@@ -103,6 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
     _s("centre.county", str, "", "The county (县) this centre serves: points enrolled without --county, and points enrolled before counties existed, belong to it (empty for a province centre)."),
     _s("centre.report_retention_days", int, 90, "Raw reports are kept this many days; their daily roll-ups (per point and day) are kept for good."),
     _s("centre.publisher_key", str, "", "The centre's publisher private key (PEM) for signing packages (default: <data_dir>/publisher.pem)."),
+    _s("centre.session_hours", int, 12, "A staff login at the centre ends this many hours after it was made, however busy the page."),
+    _s("centre.trust_proxy", bool, False, "The centre sits behind one reverse proxy (TLS): trust its X-Forwarded-For and X-Forwarded-Proto."),
+    _s("centre.metrics_token", str, "", "When set, the centre's /metrics answers only requests with Authorization: Bearer <this token>."),
     # telecom content sync (box side)
     _s("sync.enabled", bool, True, "Fetch packages from the centre's index when centre.url is set."),
     _s("sync.interval_s", int, 3600, "Seconds between looks at the centre's package index."),

@@ -65,7 +65,7 @@ def test_a_replayed_batch_is_acknowledged_but_stores_nothing_new(centre) -> None
     "case, status, error",
     [
         ("forged", 401, "signature"),
-        ("unknown_point", 401, "unknown_point"),
+        ("unknown_point", 401, "signature"),
         ("no_header", 401, "auth"),
         ("far_off", 401, "clock"),
         ("oversized", 413, "too_large"),

@@ -187,3 +187,182 @@ def test_a_json_body_of_the_wrong_shape_gets_400_and_stores_nothing(centre, body
     r = post(app.test_client(), "p1", secret, [], body=gzip.compress(body))
     assert r.status_code == 400 and r.json["detail"]
     assert store.report_count() == 0 and store.point("p1")["last_seen"] is None
+
+
+# --- login -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [
+    "%2F%09%2Fevil.example", "//evil.example", "%2F%2Fevil.example", "/%5Cevil.example", "%5C%5Cevil.example",
+    "https://evil.example/", "%2F%0A%2Fevil.example", "%2F%0D%2Fevil.example", "javascript:alert(1)",
+    "%20//evil.example", "/%09/evil.example", "%2F%5C%2Fevil.example", "evil.example",
+])
+def test_login_never_sends_anyone_off_the_centre(centre, target: str) -> None:
+    app, _store = centre
+    r = login(app.test_client(), next_=target)
+    assert r.status_code == 302
+    location = r.headers["Location"]
+    assert location == "/", location
+
+
+def test_login_returns_to_the_page_asked_for_on_the_centre(centre) -> None:
+    app, _store = centre
+    r = login(app.test_client(), next_="%2Fpoints%2Fp1%3Fx%3D1")
+    assert r.headers["Location"] == "/points/p1?x=1"
+
+
+def attempts(app, n: int, address: str, user: str = "staff", password: str = "wrong password") -> list[int]:
+    client = app.test_client()
+    return [login(client, user=user, password=password, environ_base={"REMOTE_ADDR": address}).status_code
+            for _ in range(n)]
+
+
+def test_a_stranger_failing_from_elsewhere_cannot_lock_the_user_out(centre) -> None:
+    app, _store = centre
+    with clock.use(clock.FrozenClock(clock.now())):
+        stranger = attempts(app, 30, "203.0.113.9")
+        assert stranger[:5] == [401] * 5 and set(stranger[5:]) == {429}
+        r = login(app.test_client(), environ_base={"REMOTE_ADDR": "198.51.100.7"})
+        assert r.status_code == 302 and r.headers["Location"] == "/"
+
+
+def test_failed_logins_back_off_per_user_and_address_and_the_wait_passes(centre) -> None:
+    app, _store = centre
+    with clock.use(clock.FrozenClock(clock.now())) as frozen:
+        assert attempts(app, 6, "203.0.113.9") == [401] * 5 + [429]
+        assert login(app.test_client(), environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 429  # even the right one
+        frozen.advance(1.5)
+        assert attempts(app, 2, "203.0.113.9") == [401, 429]  # one more try, then a longer wait
+        frozen.advance(2.5)
+        assert login(app.test_client(), environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 302
+
+
+def test_one_address_cannot_try_many_user_names(centre) -> None:
+    app, _store = centre
+    with clock.use(clock.FrozenClock(clock.now())):
+        codes = [c for n in range(25) for c in attempts(app, 1, "203.0.113.9", user=f"user{n}")]
+        assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
+
+
+def test_parallel_guesses_cannot_beat_the_limit(centre) -> None:
+    import threading
+
+    app, _store = centre
+    barrier = threading.Barrier(16)
+    codes: list[int] = []
+
+    def guess() -> None:
+        client = app.test_client()
+        token = csrf(client)
+        barrier.wait()
+        r = client.post("/login", data={"username": "staff", "password": "wrong", "csrf_token": token},
+                        environ_base={"REMOTE_ADDR": "203.0.113.9"})
+        codes.append(r.status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [401] * 5 + [429] * 11
+
+
+def test_the_limit_is_counted_in_the_store_so_every_centre_process_sees_it(centre, cfg_path: Path, db_url: str) -> None:  # noqa: F811
+    app, _store = centre
+    other = create_centre_app(centre_config(cfg_path, db_url))
+    other.config["TESTING"] = True
+    try:
+        with clock.use(clock.FrozenClock(clock.now())):
+            assert attempts(app, 5, "203.0.113.9") == [401] * 5
+            assert attempts(other, 1, "203.0.113.9") == [429]
+    finally:
+        other.extensions["centre"]["store"].close()
+
+
+def test_an_unknown_user_costs_the_same_password_hash_as_a_known_one(centre, monkeypatch) -> None:
+    import kiosk.centre.store as store_mod
+
+    _app, store = centre
+    checked: list[str] = []
+    real = store_mod.check_password_hash
+    monkeypatch.setattr(store_mod, "check_password_hash", lambda h, p: checked.append(h.split("$")[0]) or real(h, p))
+    assert not store.check_user("nobody", "a guess")
+    assert not store.check_user("staff", "a guess")
+    known = store.db.one("SELECT password_hash FROM users WHERE username = 'staff'")[0].split("$")[0]
+    assert checked == [known, known]  # the same method and work factor both times
+
+
+def test_a_login_ends_after_its_lifetime_even_on_a_page_that_reloads_itself(centre) -> None:
+    app, _store = centre
+    client = app.test_client()
+    with clock.use(clock.FrozenClock(clock.now())) as frozen:
+        assert login(client).status_code == 302
+        for _ in range(11):
+            frozen.advance(3600)
+            assert client.get("/").status_code == 200  # the dashboard reloads itself every minute
+        frozen.advance(3601)
+        r = client.get("/")
+        assert r.status_code == 302 and "/login" in r.headers["Location"]
+        assert client.get("/api/v1/points").status_code == 401
+
+
+def test_the_session_cookie_is_secure_when_served_over_tls(centre) -> None:
+    app, _store = centre
+    client = app.test_client()
+    page = client.get("/login", base_url="https://centre.example").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = client.post("/login", data={"username": "staff", "password": "good password", "csrf_token": token},
+                    base_url="https://centre.example")
+    assert r.status_code == 302 and "Secure" in r.headers["Set-Cookie"]
+    plain = login(app.test_client(), headers={"X-Forwarded-Proto": "https"}).headers["Set-Cookie"]
+    assert "Secure" not in plain  # a forwarded header counts only behind a proxy the settings name
+
+
+def test_behind_a_trusted_proxy_its_forwarded_proto_and_address_count(cfg_path: Path, db_url: str) -> None:  # noqa: F811
+    app = create_centre_app(centre_config(cfg_path, db_url, KIOSK_CENTRE_TRUST_PROXY="true"))
+    app.config["TESTING"] = True
+    store = app.extensions["centre"]["store"]
+    store.set_user("staff", "good password")
+    try:
+        r = login(app.test_client(), headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"})
+        assert "Secure" in r.headers["Set-Cookie"]
+        with clock.use(clock.FrozenClock(clock.now())):
+            client = app.test_client()
+            codes = [login(client, password="wrong", headers={"X-Forwarded-For": "203.0.113.9"}).status_code for _ in range(6)]
+            assert codes == [401] * 5 + [429]
+            assert login(client, headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 302
+    finally:
+        store.close()
+
+
+# --- metrics and refusals -------------------------------------------------------------------
+
+
+def test_metrics_can_require_a_token(cfg_path: Path, db_url: str) -> None:  # noqa: F811
+    app = create_centre_app(centre_config(cfg_path, db_url, KIOSK_CENTRE_METRICS_TOKEN="s3cret-metrics"))
+    try:
+        client = app.test_client()
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert "kiosk_centre_points" not in client.get("/metrics").get_data(as_text=True)
+        r = client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics"})
+        assert r.status_code == 200 and "kiosk_centre_points" in r.get_data(as_text=True)
+    finally:
+        app.extensions["centre"]["store"].close()
+
+
+def test_a_refusal_does_not_tell_which_point_ids_are_enrolled(centre) -> None:
+    app, store = centre
+    store.enroll("p1")
+    client = app.test_client()
+    body = wire.encode_batch([report("p1", 1)])
+    now = int(clock.now())
+    enrolled = client.post(wire.HEARTBEATS_PATH, data=body, headers=signed("p1", "0" * 64, body, now))
+    body2 = wire.encode_batch([report("p9", 1)])
+    stranger = client.post(wire.HEARTBEATS_PATH, data=body2, headers=signed("p9", "0" * 64, body2, now))
+    assert enrolled.status_code == stranger.status_code == 401
+    strip = lambda j: {k: v for k, v in j.items() if k != "server_time"}  # noqa: E731
+    assert strip(enrolled.json) == strip(stranger.json)
+    assert store.report_count() == 0
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "p1" not in metrics and "p9" not in metrics and "unknown_point" not in metrics

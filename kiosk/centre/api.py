@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import random
@@ -181,5 +182,11 @@ def uploads_list() -> Any:
 
 @metrics_bp.get("/metrics")
 def metrics() -> Any:
-    """Prometheus text format."""
+    """Prometheus text format; with centre.metrics_token set, only for `Authorization: Bearer <token>`."""
+    token = _centre()["config"].centre.metrics_token
+    if token:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return Response("metrics need Authorization: Bearer <centre.metrics_token>\n", 401,
+                            {"WWW-Authenticate": 'Bearer realm="metrics"'}, mimetype="text/plain")
     return Response(generate_latest(_centre()["metrics"].registry), mimetype=CONTENT_TYPE_LATEST)

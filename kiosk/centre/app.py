@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from kiosk import clock
 from kiosk import config as config_mod
@@ -34,13 +36,16 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         SECRET_KEY=_secret_key(cfg),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=cfg.centre.session_hours),
         MAX_CONTENT_LENGTH=None,  # the heartbeat endpoint checks its own limit and answers in JSON
     )
 
     def summary() -> tuple[dict[str, int], int]:
         return stats.status_counts(store, store.rules(cfg), clock.now())
 
+    app.session_interface = _SessionInterface()
+    if cfg.centre.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     app.extensions["centre"] = {
         "config": cfg,
         "store": store,
@@ -103,6 +108,13 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         return {"ok": True}
 
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie marked Secure whenever the request came over TLS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return request.is_secure or super().get_cookie_secure(app)
 
 
 _TITLES_ZH = {400: "请求有误", 401: "需要登录", 403: "没有权限", 404: "找不到这个页面", 500: "中心出错了"}

@@ -9,12 +9,15 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import re
 import secrets
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 
 from kiosk import clock
+from kiosk.centre import throttle
 from kiosk.centre.tree import BadScope, Node
 
 log = logging.getLogger(__name__)
@@ -23,9 +26,9 @@ bp = Blueprint("auth", __name__)
 
 # Requests that prove themselves otherwise (HMAC) and so skip the CSRF check.
 CSRF_EXEMPT = {"/api/v1/heartbeats", "/api/v1/uploads"}
-_FAILS: dict[str, list[float]] = {}
-MAX_FAILS = 5
-FAIL_WINDOW_S = 900
+# A `next=` target: a path on this centre and nothing else. Browsers drop tabs and newlines
+# from URLs and read "\" as "/", so "/\t/evil.example" would leave the centre.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/._~%!$&'()*+,;=:@?-]*")
 
 
 def csrf_token() -> str:
@@ -45,8 +48,22 @@ def check_csrf() -> None:
 
 
 def staff() -> str | None:
-    """The logged-in user name, if any."""
-    return session.get("user")
+    """The logged-in user name, if any; a login ends centre.session_hours after it was made."""
+    user, at = session.get("user"), session.get("login_at")
+    if not user or not isinstance(at, (int, float)):
+        return None
+    hours = current_app.extensions["centre"]["config"].centre.session_hours
+    if not 0 <= clock.now() - at < hours * 3600:
+        session.clear()  # a page that reloads itself keeps the cookie fresh, but not the login
+        return None
+    return user
+
+
+def safe_next(target: str) -> str:
+    """`target` when it is a path on this centre, else the dashboard."""
+    if _LOCAL_PATH.fullmatch(target) and not urlsplit(target).netloc:
+        return target
+    return url_for("dash.index")
 
 
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -121,36 +138,31 @@ def _store() -> Any:
     return current_app.extensions["centre"]["store"]
 
 
-def _too_many(username: str) -> bool:
-    now = clock.monotonic()
-    fails = [t for t in _FAILS.get(username, []) if now - t < FAIL_WINDOW_S]
-    _FAILS[username] = fails
-    return len(fails) >= MAX_FAILS
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    """The login form."""
-    error = ""
+    """The login form, with the store-counted back-off of kiosk/centre/throttle.py."""
+    error, status = "", 200
     if request.method == "POST":
-        username = request.form.get("username", "").strip()
-        password = request.form.get("password", "")
+        username = request.form.get("username", "").strip()[:128]
+        password = request.form.get("password", "")[:1024]
         store = current_app.extensions["centre"]["store"]
-        if _too_many(username):
-            error = "登录失败次数过多，请 15 分钟后再试。 Too many failed logins; wait 15 minutes."
+        counters = throttle.keys(username, request.remote_addr or "")
+        wait = throttle.begin(store, counters, clock.now())
+        if wait:
+            log.warning("staff login refused user=%s address=%s reason=throttled wait_s=%.0f", username, request.remote_addr, wait)
+            error, status = f"登录失败次数过多，请 {wait:.0f} 秒后再试。 Too many failed logins; try again in {wait:.0f} s.", 429
         elif store.check_user(username, password):
-            _FAILS.pop(username, None)
+            throttle.succeeded(store, counters)
             session.clear()
             session["user"] = username
+            session["login_at"] = clock.now()
             session.permanent = True
             log.info("staff login user=%s", username)
-            target = request.args.get("next", "")
-            return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("dash.index"))
+            return redirect(safe_next(request.args.get("next", "")))
         else:
-            _FAILS.setdefault(username, []).append(clock.monotonic())
-            log.warning("staff login failed user=%s", username)
-            error = "用户名或密码不对。 Wrong user name or password."
-    return render_template("centre/login.html", error=error), (401 if error else 200)
+            log.warning("staff login failed user=%s address=%s", username, request.remote_addr)
+            error, status = "用户名或密码不对。 Wrong user name or password.", 401
+    return render_template("centre/login.html", error=error), status
 
 
 @bp.post("/logout")

@@ -39,11 +39,18 @@ def import_dir(store: Store, folder: Path, progress: Callable[[int, int, str], N
         except (OSError, wire.WireError) as e:
             refused.append({"file": path.name, "error": "not_export", "detail": str(e)})
             continue
+        try:
+            point_id = wire.parse_authorization(header)[0]
+        except wire.WireError as e:
+            refused.append({"file": path.name, "error": "auth", "detail": str(e)})
+            continue
+        if store.secret(point_id) is None:  # staff at the centre may know what the network must not
+            refused.append({"file": path.name, "error": "unknown_point", "detail": f"point {point_id} is not enrolled here"})
+            continue
         answer = ingest.receive(store, header, body, check_clock=False, uploads=uploads)
         if not answer.ok:
             refused.append({"file": path.name, "error": answer.body["error"], "detail": answer.body["detail"]})
             continue
-        point_id = wire.parse_authorization(header)[0]
         acked.setdefault(point_id, set()).update(answer.body["acked"])
         stored += answer.stored
         received += len(answer.body["acked"])

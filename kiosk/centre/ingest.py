@@ -7,6 +7,7 @@ The HTTP endpoint and the USB import both come through `receive`.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEATS_PATH = wire.HEARTBEATS_PATH
 MAX_SEQ = 2**63  # the database's BIGINT
+_NOT_ENROLLED = secrets.token_hex(32)  # checked against when the point is unknown, so both refusals cost the same
 
 
 @dataclass
@@ -57,14 +59,15 @@ def receive(
     if len(body) > wire.MAX_BODY_BYTES:
         return refuse(413, "too_large", f"body over {wire.MAX_BODY_BYTES} bytes", now)
     secret = store.secret(point_id)
-    if secret is None:
-        log.warning("heartbeat refused point=%s reason=unknown_point", point_id)
-        return refuse(401, "unknown_point", f"point {point_id} is not enrolled here", now)
     try:
-        wire.check_signature(secret, method, path, ts, body, sig)
-    except wire.WireError as e:
-        log.warning("heartbeat refused point=%s reason=signature", point_id)
-        return refuse(401, "signature", str(e), now)
+        # An unknown point gets the same answer, after the same work, as a wrong signature:
+        # a refusal must not tell a stranger which point ids are enrolled.
+        wire.check_signature(secret or _NOT_ENROLLED, method, path, ts, body, sig)
+        if secret is None:
+            raise wire.WireError("signature does not match", 401)
+    except wire.WireError:
+        log.warning("heartbeat refused point=%s reason=%s", point_id, "unknown_point" if secret is None else "signature")
+        return refuse(401, "signature", "the signature does not match, or the point is not enrolled here", now)
     if check_clock and abs(ts - now) > wire.MAX_SKEW_S:
         # Also what stops an old captured request from being replayed later.
         log.info("heartbeat refused point=%s reason=clock skew_s=%d", point_id, ts - now)

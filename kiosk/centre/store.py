@@ -10,6 +10,7 @@ report needs the secret itself on both ends. Guard the database like a key file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -236,9 +237,12 @@ class Store:
         return _scope(row[0]) if row else None
 
     def check_user(self, username: str, password: str) -> bool:
-        """True when the login is right."""
+        """True when the login is right; an unknown user costs the same hash, so the time tells nothing."""
         row = self.db.one("SELECT password_hash FROM users WHERE username = ?", (username,))
-        return bool(row) and check_password_hash(row[0], password)
+        if row is None:
+            check_password_hash(_dummy_hash(), password)
+            return False
+        return check_password_hash(row[0], password)
 
     def new_token(self, name: str, scope: str = "province") -> str:
         """Make an API token for a scope (only its hash is kept); return the token, shown once."""
@@ -276,6 +280,12 @@ class Store:
             cur.execute("DELETE FROM api_tokens WHERE substr(token_sha256, 1, 12) = ?", (token_id,))
             if cur.rowcount == 0:
                 raise NotFound("no such token")
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash made the way real ones are, checked when the user name is unknown."""
+    return generate_password_hash(secrets.token_hex(16))
 
 
 # --- turning reports into rows ------------------------------------------------------------
