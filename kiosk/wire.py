@@ -6,7 +6,10 @@ A request to POST /api/v1/heartbeats carries a gzip body of
     Authorization: KioskHMAC point=<id>, ts=<unix seconds>, sig=<hex>
 
 where sig = HMAC-SHA256(secret, METHOD \\n PATH \\n ts \\n sha256hex(body)).
-The centre answers `{"acked": [seq, ...], "server_time": t}`. A box has no
+The centre answers `{"acked": [seq, ...], "ack_sig": hex, "server_time": t}`, where
+ack_sig = HMAC-SHA256(secret, "ACK" \n <the request's sig> \n <acked, sorted, comma-joined>)
+(`ack_signature`); the box deletes reports only on an answer whose ack_sig it verifies,
+so no one between the two can make it drop reports. A box has no
 real-time clock, so when the centre refuses a timestamp as too far off it
 answers 401 with `{"error": "clock", "server_time": t}` and the box signs
 again with its offset corrected. The secret never travels in a URL.
@@ -188,6 +191,22 @@ def read_export_file(data: bytes) -> tuple[str, bytes]:
     if not sep or not header.startswith(SCHEME.encode()):
         raise WireError("not a heartbeat export file", 400)
     return header.decode("ascii", "replace"), body
+
+
+def ack_signature(secret: str, request_sig: str, acked: list[int]) -> str:
+    """The hex HMAC a centre puts beside `acked` in its answer, bound to the request it answers.
+
+    The box deletes a report only when this verifies, so a man in the middle on plain HTTP
+    cannot make it drop reports by answering for the centre (nor by replaying an old answer:
+    the request's own signature is in the message).
+    """
+    message = f"ACK\n{request_sig}\n" + ",".join(str(s) for s in sorted(set(acked)))
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def check_ack(secret: str, request_sig: str, acked: list[int], ack_sig: Any) -> bool:
+    """True when the centre's `ack_sig` over `acked` verifies with this point's secret."""
+    return isinstance(ack_sig, str) and hmac.compare_digest(ack_signature(secret, request_sig, acked), ack_sig)
 
 
 def encode_ack_file(point_id: str, secret: str, acked: list[int], ts: int) -> bytes:

@@ -366,3 +366,20 @@ def test_a_refusal_does_not_tell_which_point_ids_are_enrolled(centre) -> None:
     assert store.report_count() == 0
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "p1" not in metrics and "p9" not in metrics and "unknown_point" not in metrics
+
+
+# --- acknowledgements ----------------------------------------------------------------------
+
+
+def test_the_centres_acknowledgement_is_signed_with_the_points_secret_and_bound_to_the_request(centre) -> None:
+    app, store = centre
+    secret = store.enroll("p1")
+    body = wire.encode_batch([report("p1", 1), report("p1", 2)])
+    headers = signed("p1", secret, body, int(clock.now()))
+    r = app.test_client().post(wire.HEARTBEATS_PATH, data=body, headers=headers)
+    sig = headers["Authorization"].rsplit("sig=", 1)[1]
+    assert r.json["acked"] == [1, 2]
+    assert wire.check_ack(secret, sig, [1, 2], r.json["ack_sig"])
+    assert not wire.check_ack(secret, sig, [1, 2, 3], r.json["ack_sig"])  # a seq added on the way
+    assert not wire.check_ack(secret, "0" * 64, [1, 2], r.json["ack_sig"])  # an answer to another request
+    assert not wire.check_ack("another secret", sig, [1, 2], r.json["ack_sig"])

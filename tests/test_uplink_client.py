@@ -29,7 +29,8 @@ class FakeCentre:
 
     `script` holds what to do with the next requests: "ok", "500", "drop" (store, then cut
     the connection before answering), "slow" (store, then answer too late), ("busy", s)
-    (429 with Retry-After s), "ack-none".
+    (429 with Retry-After s), "ack-none", and acknowledgements the box must not believe:
+    "ack-forged", "ack-unsigned", "ack-replayed" (each stores nothing).
     """
 
     def __init__(self, check_clock: bool = False) -> None:
@@ -68,6 +69,13 @@ class FakeCentre:
                 return jsonify(error="busy"), 429, {"Retry-After": str(action[1])}
             if action == "ack-none":
                 return jsonify(acked=[], server_time=time.time())
+            seqs = [r["seq"] for r in reports]
+            if action == "ack-forged":  # someone between box and centre answers for it
+                return jsonify(acked=seqs, ack_sig=wire.ack_signature("not-the-secret", sig, seqs), server_time=time.time())
+            if action == "ack-unsigned":
+                return jsonify(acked=seqs, server_time=time.time())
+            if action == "ack-replayed":  # an answer the centre gave to another request
+                return jsonify(acked=seqs, ack_sig=wire.ack_signature(SECRET, "0" * 64, seqs), server_time=time.time())
             with self.lock:
                 for r in reports:
                     if (point, r["seq"]) not in self.stored:
@@ -80,7 +88,7 @@ class FakeCentre:
                 return "", 200
             if action == "slow":
                 time.sleep(1.5)
-            return jsonify(acked=[r["seq"] for r in reports], server_time=time.time())
+            return jsonify(acked=seqs, ack_sig=wire.ack_signature(SECRET, sig, seqs), server_time=time.time())
 
         self.port = free_port()
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
@@ -275,3 +283,18 @@ def test_a_stop_request_ends_the_pause_after_reconnecting_at_once(box: Config, c
     began = time.monotonic()
     result = heartbeat_job(cfg, None, FakeHardware(), rand=lambda: 1.0, stop=stop)
     assert time.monotonic() - began < 60 and result["stopped"] == "stop" and result["outbox"] == 4
+
+
+@pytest.mark.parametrize("action", ["ack-forged", "ack-unsigned", "ack-replayed"])
+def test_an_acknowledgement_the_box_cannot_verify_deletes_nothing(box: Config, centre: FakeCentre, action: str) -> None:
+    seqs = fill(box, 3)
+    centre.script = [action]
+    with Outbox.of(box) as ob:
+        rnd = drain(box, ob, sleep=lambda s: None)
+        assert ob.depth() == 3 and [r["seq"] for r in ob.oldest()] == seqs
+        assert "verify" in ob.state("last_error")
+    assert rnd.acked == 0
+    with Outbox.of(box) as ob:  # the next round, with the centre's own answer, sends them again and deletes them
+        ob.set_state(next_attempt=None)
+        drain(box, ob, sleep=lambda s: None)
+        assert ob.depth() == 0 and sorted(s for _p, s in centre.stored) == seqs

@@ -85,7 +85,7 @@ def receive(
             return refuse(400, "bad_report", f"sequence number {r['seq']} is too large", now)
     acked, stored = store.ingest(point_id, reports)
     log.debug("heartbeats stored point=%s received=%d new=%d", point_id, len(reports), stored)
-    body_out: dict[str, Any] = {"acked": acked, "server_time": int(now), "stored": stored}
+    body_out: dict[str, Any] = {"acked": acked, "ack_sig": wire.ack_signature(secret, sig, acked), "server_time": int(now), "stored": stored}
     if uploads is not None:
         key = next((r["point_key"] for r in reversed(reports) if isinstance(r.get("point_key"), str)), None)
         if key and len(key) <= 64:

@@ -36,6 +36,7 @@ READ_TIMEOUT_S = 30.0
 PAUSE_BETWEEN_BATCHES_S = 0.05  # one request at a time, with a breath between, is the calm stream
 SHORT_RETRY_AFTER_S = 5.0  # a Retry-After this short is waited out within the round
 MAX_RETRY_AFTER_S = 86400.0
+UNVERIFIED_ACK = "unverified_ack"
 
 
 class UplinkError(KioskError, ConnectionError):
@@ -84,7 +85,8 @@ class CentreClient:
         body = wire.encode_batch(reports)
         headers = {"Content-Type": wire.CONTENT_TYPE, "Content-Encoding": wire.CONTENT_ENCODING}
         r = self.signed("POST", wire.HEARTBEATS_PATH, body, headers)
-        return _answer(r, len(body))
+        sig = r.request.headers["Authorization"].rsplit("sig=", 1)[1]  # the centre's acknowledgement is bound to it
+        return _answer(r, len(body), self.cfg.centre.secret, sig)
 
     def signed(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
         """One request to the centre signed with the point's secret (path may carry a query, which is signed too);
@@ -122,18 +124,25 @@ def _json(r: requests.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _answer(r: requests.Response, sent: int) -> Answer:
+def _answer(r: requests.Response, sent: int, secret: str, request_sig: str) -> Answer:
     data = _json(r)
     server_time = data.get("server_time")
-    acked = data.get("acked") if r.status_code == 200 else None
+    raw = data.get("acked") if r.status_code == 200 else None
+    acked = [int(s) for s in raw if isinstance(s, int) and not isinstance(s, bool)] if isinstance(raw, list) else []
+    error = str(data.get("error") or ("" if r.ok else f"HTTP {r.status_code}"))
+    uploads = data["uploads"] if r.status_code == 200 and isinstance(data.get("uploads"), dict) else {}
+    if (acked or uploads) and not wire.check_ack(secret, request_sig, acked, data.get("ack_sig")):
+        # Not the centre's word (or altered on the way): delete nothing, believe nothing, send again later.
+        log.warning("event=uplink_ack_unverified acked=%d", len(acked))
+        acked, uploads, error = [], {}, UNVERIFIED_ACK
     return Answer(
         status=r.status_code,
-        acked=[int(s) for s in acked if isinstance(s, int) and not isinstance(s, bool)] if isinstance(acked, list) else [],
+        acked=acked,
         server_time=float(server_time) if isinstance(server_time, (int, float)) and not isinstance(server_time, bool) else None,
         retry_after=retry_after_seconds(r.headers.get("Retry-After")),
-        error=str(data.get("error") or ("" if r.ok else f"HTTP {r.status_code}")),
+        error=error,
         sent_bytes=sent,
-        uploads=data["uploads"] if r.status_code == 200 and isinstance(data.get("uploads"), dict) else {},
+        uploads=uploads,
     )
 
 
@@ -232,7 +241,9 @@ def _send(cfg: Config, outbox: Outbox, client: CentreClient, batch: list[dict[st
         if answer.status == 200:
             if not _accepted(outbox, batch, answer, rnd):
                 # Nothing stored: sending the same batch again would loop; try next round.
-                _failed(cfg, outbox, rnd, "the centre acknowledged none of the reports", count=False)
+                why = ("the centre's acknowledgement did not verify with this point's secret (altered on the way?)"
+                       if answer.error == UNVERIFIED_ACK else "the centre acknowledged none of the reports")
+                _failed(cfg, outbox, rnd, why, count=False)
                 return False
             return True
         if answer.retry_after is not None and answer.status in (429, 503):
