@@ -105,6 +105,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("centre.publisher_key", str, "", "The centre's publisher private key (PEM) for signing packages (default: <data_dir>/publisher.pem)."),
     _s("centre.session_hours", int, 12, "A staff login at the centre ends this many hours after it was made, however busy the page."),
     _s("centre.trust_proxy", bool, False, "The centre sits behind one reverse proxy (TLS): trust its X-Forwarded-For and X-Forwarded-Proto."),
+    _s("centre.max_upload_mb", int, 1024, "The largest .zip staff may upload to publish, in MB."),
+    _s("centre.max_unpacked_mb", int, 4096, "The most an uploaded .zip may unpack to, in MB (its files are counted as written)."),
     _s("centre.metrics_token", str, "", "When set, the centre's /metrics answers only requests with Authorization: Bearer <this token>."),
     # telecom content sync (box side)
     _s("sync.enabled", bool, True, "Fetch packages from the centre's index when centre.url is set."),

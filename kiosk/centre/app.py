@@ -37,7 +37,9 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=cfg.centre.session_hours),
-        MAX_CONTENT_LENGTH=None,  # the heartbeat endpoint checks its own limit and answers in JSON
+        # The largest upload to publish, with room for the form around it; the heartbeat and
+        # upload endpoints check their own, far lower, limits and answer in JSON.
+        MAX_CONTENT_LENGTH=(cfg.centre.max_upload_mb << 20) + 65536,
     )
 
     def summary() -> tuple[dict[str, int], int]:
@@ -98,6 +100,9 @@ def create_centre_app(cfg: config_mod.Config | None = None, store: Store | None 
         # Blueprint handlers miss routing 404s, so the API's JSON errors live here.
         if request.path.startswith("/api/"):
             return jsonify(error=e.name, detail=e.description, server_time=int(clock.now())), e.code
+        if e.code == 413:
+            mb = cfg.centre.max_upload_mb
+            e.description = f"上传的文件超过 {mb} MB，没有发布。 Not published: the upload is over {mb} MB (centre.max_upload_mb)."
         if e.code in _TITLES_ZH:
             return render_template("centre/error.html", code=e.code, name=e.name, description=e.description,
                                    title_zh=_TITLES_ZH[e.code]), e.code
@@ -117,7 +122,7 @@ class _SessionInterface(SecureCookieSessionInterface):
         return request.is_secure or super().get_cookie_secure(app)
 
 
-_TITLES_ZH = {400: "请求有误", 401: "需要登录", 403: "没有权限", 404: "找不到这个页面", 500: "中心出错了"}
+_TITLES_ZH = {400: "请求有误", 401: "需要登录", 403: "没有权限", 404: "找不到这个页面", 413: "文件太大", 500: "中心出错了"}
 
 
 def _secret_key(cfg: config_mod.Config) -> str:

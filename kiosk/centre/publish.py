@@ -18,6 +18,7 @@ import tarfile
 import tempfile
 import threading
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -105,7 +106,7 @@ class Publisher:
         """Publish an uploaded .zip holding kiosk.json and the payload (at its top or in one folder)."""
         tmp = Path(tempfile.mkdtemp(prefix="publish-"))
         try:
-            _safe_unzip(zip_path, tmp)
+            _safe_unzip(zip_path, tmp, self.cfg.centre.max_unpacked_mb << 20)
             tops = [p for p in tmp.iterdir()]
             src = tops[0] if len(tops) == 1 and tops[0].is_dir() and (tops[0] / "kiosk.json").exists() else tmp
             return self.publish(src, user)
@@ -195,14 +196,38 @@ def _tagmanifest_sha256(tar_path: Path) -> str:
     raise KioskError(f"{tar_path} has no tagmanifest-sha256.txt")
 
 
-def _safe_unzip(zip_path: Path, dest: Path) -> None:
-    """Unpack a zip, refusing absolute paths, .. and links (a zip is untrusted input)."""
+MAX_ZIP_MEMBERS = 10_000  # files and folders in one upload; a package of e-books has a few hundred
+
+
+def _safe_unzip(zip_path: Path, dest: Path, max_bytes: int) -> None:
+    """Unpack a zip, refusing absolute paths, .., links, more than MAX_ZIP_MEMBERS members and
+    more than `max_bytes` unpacked (a zip is untrusted input: 99 KiB of zip can unpack to 100 MB)."""
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            for info in zf.infolist():
+            members = zf.infolist()
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise KioskError(f"the zip holds {len(members)} files; at most {MAX_ZIP_MEMBERS} are taken")
+            if sum(info.file_size for info in members) > max_bytes:
+                raise KioskError(f"the zip unpacks to more than {max_bytes >> 20} MB (centre.max_unpacked_mb)")
+            for info in members:
                 name = PurePosixPath(info.filename)
                 if name.is_absolute() or ".." in name.parts or (info.external_attr >> 16) & 0o170000 == 0o120000:
                     raise KioskError(f"the zip holds an unsafe path: {info.filename}")
-            zf.extractall(dest)
-    except zipfile.BadZipFile:
-        raise KioskError("the upload is not a zip file") from None
+            written = 0
+            for info in members:
+                # the sizes a zip declares are not trusted: what is written is counted
+                out = dest / info.filename
+                if info.is_dir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(out, "wb") as f:
+                    while chunk := src.read(1 << 20):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise KioskError(f"the zip unpacks to more than {max_bytes >> 20} MB (centre.max_unpacked_mb)")
+                        f.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error) as e:
+        raise KioskError(f"the upload is not a zip file the centre can read ({e})") from None
+    except OSError as e:  # two members with one name, a file where a folder must go
+        raise KioskError(f"the zip could not be unpacked: {e.strerror or e}") from None

@@ -263,7 +263,7 @@ def publish() -> Any:
     publisher = _centre()["publisher"]
     message = error = ""
     if request.method == "POST":
-        upload = request.files.get("package")
+        upload = request.files.get("package")  # its size is capped app-wide: MAX_CONTENT_LENGTH
         if upload is None or not upload.filename:
             error = "请选择一个 zip 文件。 Choose a .zip file."
         else:

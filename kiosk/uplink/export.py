@@ -15,13 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
-import shutil
-import stat
 from pathlib import Path
 from typing import Any, Callable
 
-from kiosk import clock, wire
+from kiosk import clock, usbfolder, wire
 from kiosk.config import Config
 from kiosk.errors import KioskError
 from kiosk.uplink.outbox import Outbox
@@ -29,68 +26,19 @@ from kiosk.uplink.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
-# The export folder is on a disk anyone may have prepared: nothing in it is followed.
-# Every write goes through the folder's descriptor (opened O_NOFOLLOW), into a fresh
-# temporary file made with O_EXCL | O_NOFOLLOW, then renamed over the name, so a
-# planted link (at the name, at a temporary name, or the folder itself) is never written through.
-_NOFOLLOW = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+def read_ack(cfg: Config, dir_fd: int, box: Outbox) -> int:
+    """Apply the centre's signed acknowledgement file in the folder, if any; return reports removed.
 
-
-def _open_folder(folder: Path) -> int:
-    """The export folder's descriptor; KioskError when it is a link or not a folder."""
-    try:
-        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
-    except OSError as e:
-        raise KioskError(f"{folder} is not a plain folder (a link?): {e.strerror}") from None
-
-
-def _read(dir_fd: int, name: str) -> bytes | None:
-    """A regular file's bytes in the folder, or None (absent, a link, anything else)."""
-    try:
-        fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return None
-        return f.read()
-
-
-def _write_atomically(dir_fd: int, name: str, data: bytes | Path) -> None:
-    """Write `data` (bytes, or the contents of a file, streamed) under `name` in the folder."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-    while True:
-        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
-            break
-        except FileExistsError:
-            continue  # someone's file or link has that name: pick another
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(data, Path):
-                with open(data, "rb") as src:
-                    shutil.copyfileobj(src, f, 1 << 20)
-            else:
-                f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link, never follows it
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
-
-
-def read_ack(cfg: Config, folder: Path, box: Outbox) -> int:
-    """Apply the centre's signed acknowledgement file in `folder`, if any; return reports removed."""
-    path = folder / f"{cfg.point.id}{wire.ACK_SUFFIX}"
-    if not path.is_file():
+    Only an acknowledgement that verifies with this point's secret deletes anything.
+    """
+    name = f"{cfg.point.id}{wire.ACK_SUFFIX}"
+    data = usbfolder.read(dir_fd, name, limit=wire.MAX_INFLATED_BYTES)
+    if data is None:
         return 0
     try:
-        acked = wire.decode_ack_file(path.read_bytes(), cfg.point.id, cfg.centre.secret)
+        acked = wire.decode_ack_file(data, cfg.point.id, cfg.centre.secret)
     except wire.WireError as e:
-        log.warning("event=export_ack_refused path=%s error=%s", path, e)
+        log.warning("event=export_ack_refused name=%s error=%s", name, e)
         return 0
     before = box.depth()
     box.acknowledge(acked)
@@ -114,11 +62,11 @@ def export(
     if not folder.parent.is_dir():
         raise KioskError(f"{folder.parent} does not exist (is the USB disk mounted?)")
     folder.mkdir(exist_ok=True)
-    dir_fd = _open_folder(folder)
+    dir_fd = usbfolder.open_folder(folder)
     written = unchanged = reports = 0
     with contextlib.ExitStack() as closing, Outbox.of(cfg) as box:
         closing.callback(os.close, dir_fd)
-        acked = read_ack(cfg, folder, box)
+        acked = read_ack(cfg, dir_fd, box)
         if compose is not None:
             compose(box)
         blocks: dict[str, list[dict[str, Any]]] = {}
@@ -129,7 +77,7 @@ def export(
             after = batch[-1]["seq"]
         total = sum(len(v) for v in blocks.values())
         for name, block in sorted(blocks.items()):
-            old = _read(dir_fd, name)
+            old = usbfolder.read(dir_fd, name)
             block = _union(cfg, folder / name, old, block)
             # ts is the newest report's box time, so the same reports give the same bytes.
             ts = int(max(float(r.get("box_time") or 0) for r in block))
@@ -137,7 +85,7 @@ def export(
             if old == data:
                 unchanged += 1
             else:
-                _write_atomically(dir_fd, name, data)
+                usbfolder.write_atomically(dir_fd, name, data)
                 written += 1
             reports += len(block)
             if progress:
@@ -187,10 +135,10 @@ def export_local(cfg: Config, folder: Path) -> dict[str, Any]:
     from kiosk.library.local import LocalBook
 
     copied = 0
-    dir_fd = _open_folder(folder)
+    dir_fd = usbfolder.open_folder(folder)
     try:
         with LocalBook(cfg) as book:
-            raw = _read(dir_fd, f"{cfg.point.id}{wire.UPLOADS_SUFFIX}")
+            raw = usbfolder.read(dir_fd, f"{cfg.point.id}{wire.UPLOADS_SUFFIX}")
             news: dict[str, Any] = {}
             if raw is not None:
                 try:
@@ -202,7 +150,7 @@ def export_local(cfg: Config, folder: Path) -> dict[str, Any]:
                 return {"local_packages": 0, "local_written": 0}
             with contextlib.suppress(FileExistsError):
                 os.mkdir(wire.UPLOADS_DIR, 0o755, dir_fd=dir_fd)
-            sub_fd = os.open(wire.UPLOADS_DIR, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=dir_fd)
+            sub_fd = usbfolder.open_folder(wire.UPLOADS_DIR, dir_fd=dir_fd)
             try:
                 for item_id, d in news.items():
                     if isinstance(d, dict) and d.get("state") in ("pending", "approved", "rejected"):
@@ -220,7 +168,7 @@ def export_local(cfg: Config, folder: Path) -> dict[str, Any]:
                         have = -1
                     if not src.is_file() or have == src.stat().st_size:
                         continue
-                    _write_atomically(sub_fd, src.name, src)
+                    usbfolder.write_atomically(sub_fd, src.name, src)
                     copied += 1
                 _sync_folder(sub_fd)
             finally:
