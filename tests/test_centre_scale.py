@@ -164,3 +164,28 @@ def test_two_centre_processes_on_one_postgresql_take_reports_and_serve_pages_ali
         for c in (one, two):
             c.stop()
         drop_schema(schema)
+
+
+def test_a_large_nodes_counts_are_kept_briefly_in_the_database_and_shared(db_url: str, monkeypatch) -> None:  # noqa: F811
+    from kiosk.centre.status import Rules
+
+    monkeypatch.setattr(summary, "CACHE_MIN_POINTS", 2)
+    one, two = Store(db_url), Store(db_url)
+    rules = Rules(300, 900, T0 - DAY)
+    try:
+        for pid in ("p1", "p2"):
+            one.enroll(pid, county="临县", township="东风乡")
+        first = summary.summary(one, rules, T0, Node())
+        one.ingest("p1", [report("p1", 1)], received_at=T0)
+        # within the period every process gives the counts made at its start
+        assert summary.summary(two, rules, T0 + 5, Node()) == first
+        assert first["node"]["never"] == 2
+        later = summary.summary(two, rules, T0 + summary.CACHE_S + 1, Node())
+        assert later["node"]["online"] == 1 and later["node"]["never"] == 1
+        # a node under the threshold is counted afresh every time
+        monkeypatch.setattr(summary, "CACHE_MIN_POINTS", 3)
+        one.ingest("p2", [report("p2", 1)], received_at=T0 + summary.CACHE_S + 2)
+        assert summary.summary(one, rules, T0 + summary.CACHE_S + 3, Node("临县"))["node"]["online"] == 2
+    finally:
+        one.close()
+        two.close()

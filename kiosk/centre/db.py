@@ -94,6 +94,13 @@ class Database:
         # psycopg reads every % as a placeholder: a literal one (LIKE 'x-%') is doubled
         return statement.replace("%", "%%").replace("?", "%s") if self.is_pg else statement
 
+    def vacuum(self, table: str) -> None:
+        """VACUUM ANALYZE a table after a bulk load (outside any transaction, as both backends need)."""
+        if self.is_pg:
+            self._conn().execute(f"VACUUM ANALYZE {table}")
+        else:
+            self._conn().execute(f"ANALYZE {table}")
+
     def floor_int(self, expr: str) -> str:
         """SQL for the whole number at or below a (non-negative) expression, on either backend."""
         # PostgreSQL's CAST rounds; SQLite's truncates, which is the floor for what we pass

@@ -8,6 +8,7 @@ points as with 700: one grouped count over an index, or one page of at most
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterator
 
 from kiosk.centre.status import STATUSES, Rules
@@ -16,6 +17,8 @@ from kiosk.centre.tree import Node
 from kiosk.errors import KioskError
 
 MAX_PER_PAGE = 100
+CACHE_S = 15.0  # how long the counts of a large node are kept (the dashboard reloads every 60 s)
+CACHE_MIN_POINTS = 20_000  # smaller nodes are counted afresh every time: it costs little there
 COUNTED = ("online", "late", "offline", "never")
 UNNAMED = {"county": "（未分县）", "township": "（未分乡镇）"}
 
@@ -59,20 +62,38 @@ def summary(store: Store, rules: Rules, now: float, node: Node) -> dict[str, Any
     The province's children are its counties, a county's its townships; a township's
     points are listed by `points_page`, so its children list is empty.
     """
+    key = f"{node}|{rules.late_after_s:g}|{rules.offline_after_s:g}"
+    row = store.db.one("SELECT computed_at, body FROM summaries WHERE node = ?", (key,))
+    if row is not None and 0 <= now - row[0] < CACHE_S:
+        return json.loads(row[1])
+    answer = _count_children(store, rules, now, node)
+    if answer["node"]["total"] >= CACHE_MIN_POINTS:
+        # kept in the database, not in this process: every centre process gives the same counts
+        with store.db.transaction() as cur:
+            cur.execute("INSERT INTO summaries (node, computed_at, body) VALUES (?, ?, ?) ON CONFLICT (node) DO UPDATE "
+                        "SET computed_at = excluded.computed_at, body = excluded.body",
+                        (key, now, json.dumps(answer, ensure_ascii=False)))
+    return answer
+
+
+def _count_children(store: Store, rules: Rules, now: float, node: Node) -> dict[str, Any]:
     where, params = node.where()
     counts, cparams = _counts_sql(rules, now)
-    row = store.db.one(f"SELECT {counts} FROM points WHERE {where}", cparams + params)
-    head = {"name": node.name, "level": node.level, "scope": str(node), "county": node.county,
-            "township": node.township, **_counts(row or (0, 0, 0, 0))}
+    head: dict[str, Any] = {"name": node.name, "level": node.level, "scope": str(node), "county": node.county,
+                            "township": node.township}
     children: list[dict[str, Any]] = []
-    if node.level != "township":
-        key = "county" if node.level == "province" else "township"
-        rows = store.db.query(f"SELECT {key}, {counts} FROM points WHERE {where} GROUP BY {key}", cparams + params)
-        for r in rows:
-            child = {"name": r[0], "label": r[0] or UNNAMED[key], **_counts(r[1:])}
-            children.append(child)
-        # the worst first: most offline, then most late, then most never seen
-        children.sort(key=lambda c: (-c["offline"], -c["late"], -c["never"], c["name"]))
+    if node.level == "township":
+        row = store.db.one(f"SELECT {counts} FROM points WHERE {where}", cparams + params)
+        head.update(_counts(row or (0, 0, 0, 0)))
+        return {"node": head, "children": children}
+    key = "county" if node.level == "province" else "township"
+    rows = store.db.query(f"SELECT {key}, {counts} FROM points WHERE {where} GROUP BY {key}", cparams + params)
+    for r in rows:
+        children.append({"name": r[0], "label": r[0] or UNNAMED[key], **_counts(r[1:])})
+    # the node's own counts are its children's, summed: one pass over the points, not two
+    head.update({k: sum(c[k] for c in children) for k in (*COUNTED, "total")})
+    # the worst first: most offline, then most late, then most never seen
+    children.sort(key=lambda c: (-c["offline"], -c["late"], -c["never"], c["name"]))
     return {"node": head, "children": children}
 
 
@@ -117,7 +138,11 @@ def like_pattern(q: str) -> str:
 
 def points_page(store: Store, rules: Rules, now: float, node: Node, status: str = "", q: str = "",
                 offline_hours: float | None = None, page: int = 1, per_page: int = 50) -> dict[str, Any]:
-    """One page of the points inside a node, longest silent first: {"total", "page", "per_page", "pages", "points"}."""
+    """One page of the points inside a node, longest silent first: {"total", "page", "per_page", "pages", "points"}.
+
+    Without a search or an hours filter the total is the node's count of that status
+    from `summary` (so a province's list does not count 700,000 rows again).
+    """
     per_page = max(1, min(per_page, MAX_PER_PAGE))
     where, params = node.where()
     conds, cparams = [where], list(params)
@@ -140,7 +165,10 @@ def points_page(store: Store, rules: Rules, now: float, node: Node, status: str 
         conds.append("(id LIKE ? ESCAPE '\\' OR name LIKE ? ESCAPE '\\')")
         cparams += [like_pattern(q.lower()), like_pattern(q)]
     sql_where = " AND ".join(conds)
-    total = int(store.db.one(f"SELECT COUNT(*) FROM points WHERE {sql_where}", cparams)[0])
+    if not q and offline_hours is None:
+        total = int(summary(store, rules, now, node)["node"][status or "total"])
+    else:
+        total = int(store.db.one(f"SELECT COUNT(*) FROM points WHERE {sql_where}", cparams)[0])
     rows = store.db.query(
         f"SELECT {point_columns()} FROM points WHERE {sql_where} "
         "ORDER BY last_seen ASC NULLS FIRST, id LIMIT ? OFFSET ?",
