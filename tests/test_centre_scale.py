@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-from kiosk import clock, wire
+from kiosk import clock
 from kiosk.centre import housekeeping, simulate, summary
 from kiosk.centre.store import Store
 from kiosk.centre.tree import Node
-from tests.centre_helpers import PG_URL, db_url, drop_schema, pg_reachable, report, signed  # noqa: F401
+from tests.centre_helpers import PG_URL, db_url, drop_schema, pg_reachable, report  # noqa: F401
 
 DAY = 86400
 T0 = 1_800_000_000.0
@@ -140,16 +139,14 @@ def test_two_centre_processes_on_one_postgresql_take_reports_and_serve_pages_ali
         # one box's batch reaching both processes at once (a retry after a timeout) is stored once
         p = points[30]
         batch = [p.report(clock.now(), __import__("random").Random(1)) for _ in range(3)]
-        body = wire.encode_batch(batch)
-        ts = int(clock.now())
-        replays = [threading.Thread(target=lambda u=u: requests.post(u + wire.HEARTBEATS_PATH, data=body,
-                                                                     headers=signed(p.id, p.secret, body, ts), timeout=30))
-                   for u in (one.url, two.url, one.url, two.url)]
+        replayed: list[int] = []
+        replays = [threading.Thread(target=lambda u=u: replayed.append(simulate.send(requests.Session(), u, p, batch)))
+                   for u in (one.url, two.url, one.url, two.url)]  # send() waits out a 503 as a box does
         for t in drivers + replays:
             t.start()
         for t in drivers + replays:
             t.join(120)
-        assert sum(r["acked"] for r in results) == 15 * 3 + 15 * 2 * 5
+        assert sum(r["acked"] for r in results) == 15 * 3 + 15 * 2 * 5 and replayed == [3, 3, 3, 3]
         assert store.report_count() - before == 15 * 3 + 15 * 2 * 5 + 3
         assert store.seqs(p.id) == [b["seq"] for b in batch]
         auth = {"Authorization": f"Bearer {token}"}
