@@ -129,7 +129,15 @@ CONTENT: tuple[Field, ...] = (
 )
 
 
-DETAIL_WORDS = {"now": "现在仍然", "reason": "原因", "version": "版本", "restarts": "重启次数"}
+# Keys of events' details (kiosk/uplink/report.py) that are not health or content readings.
+DETAIL: tuple[Field, ...] = (
+    ("previous_boot_id", "上次开机编号", "previous boot", lambda v: str(v) if v else DASH),
+    ("uptime_s", "开机后运行", "up for", duration),
+    ("now", "现在仍然", "still now", yes_no),
+    ("restarts", "重启次数", "restarts", times),
+    ("failed", "已停止", "failed", yes_no),
+    ("what", "部位", "what", lambda v: {"sdcard": "存储卡"}.get(v, str(v)) if v is not None else DASH),
+)
 
 
 def _json_text(v: Any) -> str:
@@ -153,10 +161,10 @@ def detail(value: Any) -> str:
     if value is None or value == {} or value == []:
         return DASH
     if isinstance(value, dict):
-        labels = {key: (zh, fmt) for key, zh, _en, fmt in HEALTH + CONTENT}
+        labels = {key: (zh, fmt) for key, zh, _en, fmt in HEALTH + CONTENT + DETAIL}
         parts = []
         for k, v in value.items():
-            zh, fmt = labels.get(str(k), (DETAIL_WORDS.get(str(k), str(k)), None))
+            zh, fmt = labels.get(str(k), (str(k), None))
             if fmt is None:
                 fmt = yes_no if isinstance(v, bool) else str if isinstance(v, str) else _json_text
             parts.append(f"{zh}: {fmt(v)}")

@@ -150,6 +150,18 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def top_requests(store: Store, first: str, last: str, node: Node = PROVINCE, limit: int = 10) -> list[tuple[str, str, int]]:
+    """The requests asked most often inside a node (the same words), with their topic and count, most first."""
+    where, params = node.where("p")
+    rows = store.db.query(
+        "SELECT r.text, MIN(r.topic), COUNT(*) FROM requests r JOIN points p ON p.id = r.point "
+        f"WHERE r.month >= ? AND r.month <= ? AND r.text <> '' AND {where} "
+        "GROUP BY r.text ORDER BY COUNT(*) DESC, r.text LIMIT ?",
+        (first, last, *params, limit),
+    )
+    return [(r[0], r[1] or "", int(r[2])) for r in rows]
+
+
 def to_csv(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
     """CSV text with a byte-order mark so spreadsheet programs read the Chinese right; no cell runs as a formula."""
     return "".join(csv_stream(header, rows))

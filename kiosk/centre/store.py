@@ -179,11 +179,13 @@ class Store:
                 newest = by_seq[max(new)]
                 if _takes_over(cur, point_id, max(new), received_at):
                     cur.execute(
-                        "UPDATE points SET last_seen = ?, last_seq = ?, last_box_time = ?, last_health = ?, "
-                        f"last_content = ?, software = ?, software_state = ?, {_MAX_SEQ} WHERE id = ?",
+                        # an event carries health but no content: the content of the last beat stays
+                        "UPDATE points SET last_seen = ?, last_seq = ?, last_box_time = ?, "
+                        "last_health = COALESCE(?, last_health), last_content = COALESCE(?, last_content), "
+                        f"software = ?, software_state = ?, {_MAX_SEQ} WHERE id = ?",
                         (
-                            received_at, max(new), _num(_box_time(newest)), _json(newest.get("health")),
-                            _json(newest.get("content")), _software(newest.get("software")),
+                            received_at, max(new), _num(_box_time(newest)), _json(_latest(by_seq, new, "health")),
+                            _json(_latest(by_seq, new, "content")), _software(newest.get("software")),
                             _software_state(newest.get("software")), max(new), max(new), point_id,
                         ),
                     )
@@ -335,6 +337,11 @@ def _takes_over(cur: Any, point_id: str, seq: int, received_at: float) -> bool:
     if row is None or row[0] is None or seq > row[0]:
         return True
     return row[1] is None or row[1] < received_at - LATEST_HOLD_S
+
+
+def _latest(by_seq: dict[int, dict[str, Any]], new: list[int], key: str) -> Any:
+    """The block `key` of the newest new report that has one (events carry no content)."""
+    return next((by_seq[s][key] for s in sorted(new, reverse=True) if by_seq[s].get(key) is not None), None)
 
 
 def _software(value: Any) -> str:

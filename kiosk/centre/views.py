@@ -17,6 +17,7 @@ from kiosk.centre.tree import PROVINCE, BadScope, Node
 from kiosk.errors import KioskError, NotFound
 
 bp = Blueprint("dash", __name__)
+REPORT_MAX_REQUESTS = 20000  # the appendix lists every request of the months, up to this many
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
@@ -196,7 +197,10 @@ def report() -> Any:
         "centre/report.html", first=first, last=last, node=node, counts=counts["node"], total=counts["node"]["total"],
         children=counts["children"], offline=offline["points"], offline_total=offline["total"], place=place,
         tables={by: stats.pivot(stats.usage(store, by, first, last, node), by) for by in (place, "category")},
-        topics=stats.request_topics(store, first, last, node), asks=stats.requests(store, first, last, 200, node),
+        topics=stats.request_topics(store, first, last, node), top=stats.top_requests(store, first, last, node),
+        asks=stats.requests(store, first, last, REPORT_MAX_REQUESTS, node),
+        plays=stats.pivot(stats.usage(store, "category", first, last, node), "category", measure="plays"),
+        online_share=round(100 * counts["node"]["online"] / counts["node"]["total"]) if counts["node"]["total"] else 0,
         generated=stats.local_time(now), local=stats.local_share(store, first, last, node),
     )
 
