@@ -383,3 +383,20 @@ def test_the_centres_acknowledgement_is_signed_with_the_points_secret_and_bound_
     assert not wire.check_ack(secret, sig, [1, 2, 3], r.json["ack_sig"])  # a seq added on the way
     assert not wire.check_ack(secret, "0" * 64, [1, 2], r.json["ack_sig"])  # an answer to another request
     assert not wire.check_ack("another secret", sig, [1, 2], r.json["ack_sig"])
+
+
+@pytest.mark.parametrize("query", [
+    "page=99999999999999999999999", "page=-1", "page=1e400", "per_page=100000000000000000000", "per_page=-5",
+    "page=%0d%0a", "status=%0d%0aX:%20y", "offline_hours=nan", "offline_hours=1e999", "offline_hours=-inf",
+    "q=%00", "county=%0d%0a", "township=" + "x" * 5000, "page=" + "9" * 5000,
+])
+@pytest.mark.parametrize("path", ["/api/v1/points", "/api/v1/summary", "/"])
+def test_malformed_query_parameters_get_an_answer_never_a_500(centre, path: str, query: str) -> None:
+    app, store = centre
+    store.enroll("p1")
+    client = app.test_client()
+    login(client)
+    before = store.points()
+    r = client.get(f"{path}?{query}")
+    assert r.status_code < 500, r.get_data(as_text=True)[:300]
+    assert not any("\r" in v or "\n" in v for _k, v in r.headers.items()) and store.points() == before

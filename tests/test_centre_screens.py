@@ -89,7 +89,7 @@ def test_an_offline_filter_with_no_match_says_no_point_matches(centre) -> None:
     app, store, client = centre
     post(app, "p1", store.enroll("p1"), [beat("p1", 1)])
     page = client.get("/?offline_hours=48").get_data(as_text=True)
-    assert "没有离线超过 48 小时的服务点" in page
+    assert "没有符合条件的服务点" in page
     assert "没有服务点" not in page and "kiosk centre enroll" not in page
 
 
