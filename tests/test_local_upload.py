@@ -153,9 +153,12 @@ def test_an_upload_over_the_cap_is_refused(centre):
     _nothing(centre)
 
 
-def test_an_upload_from_an_unknown_point_is_refused(centre):
+def test_an_upload_from_an_unknown_point_is_refused_as_a_forged_one_is(centre):
     r = _begin(centre, "local.stranger.1", 100, point="stranger", secret="x" * 64)
-    assert (r.status_code, r.json()["error"]) == (401, "unknown_point")
+    forged = _begin(centre, f"{local_prefix(POINT)}1", 100, secret="f" * 64)
+    # the same answer as a wrong signature: a stranger learns nothing of which points are enrolled
+    assert (r.status_code, r.json()) == (forged.status_code, forged.json()) == (401, r.json())
+    assert r.json()["error"] == "signature"
     _nothing(centre)
 
 

@@ -40,6 +40,25 @@ def refuse(status: int, error: str, detail: str, now: float) -> Answer:
     return Answer(status, {"error": error, "detail": detail, "server_time": int(now)})
 
 
+NOT_SIGNED = "the signature does not match, or the point is not enrolled here"
+
+
+def point_secret(store: Store, method: str, path: str, point_id: str, ts: int, body: bytes, sig: str) -> str | None:
+    """The point's secret when `sig` is its signature of the request, else None.
+
+    An unknown point costs the same work and gets the same None as a wrong signature:
+    a refusal must not tell a stranger which point ids are enrolled.
+    """
+    secret = store.secret(point_id)
+    try:
+        wire.check_signature(secret or _NOT_ENROLLED, method, path, ts, body, sig)
+    except wire.WireError:
+        log.warning("request refused point=%s path=%s reason=%s", point_id, path,
+                    "unknown_point" if secret is None else "signature")
+        return None
+    return secret
+
+
 def receive(
     store: Store,
     authorization: str | None,
@@ -58,16 +77,9 @@ def receive(
         return refuse(401, "auth", str(e), now)
     if len(body) > wire.MAX_BODY_BYTES:
         return refuse(413, "too_large", f"body over {wire.MAX_BODY_BYTES} bytes", now)
-    secret = store.secret(point_id)
-    try:
-        # An unknown point gets the same answer, after the same work, as a wrong signature:
-        # a refusal must not tell a stranger which point ids are enrolled.
-        wire.check_signature(secret or _NOT_ENROLLED, method, path, ts, body, sig)
-        if secret is None:
-            raise wire.WireError("signature does not match", 401)
-    except wire.WireError:
-        log.warning("heartbeat refused point=%s reason=%s", point_id, "unknown_point" if secret is None else "signature")
-        return refuse(401, "signature", "the signature does not match, or the point is not enrolled here", now)
+    secret = point_secret(store, method, path, point_id, ts, body, sig)
+    if secret is None:
+        return refuse(401, "signature", NOT_SIGNED, now)
     if check_clock and abs(ts - now) > wire.MAX_SKEW_S:
         # Also what stops an old captured request from being replayed later.
         log.info("heartbeat refused point=%s reason=clock skew_s=%d", point_id, ts - now)

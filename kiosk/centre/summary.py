@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from kiosk.centre.status import STATUSES, Rules
 from kiosk.centre.store import Store, point_columns, point_row
-from kiosk.centre.tree import Node
+from kiosk.centre.tree import CONTROL_CHARS, Node
 from kiosk.errors import KioskError
 
 MAX_PER_PAGE = 100
@@ -103,8 +103,8 @@ def parse_filters(args: Any) -> dict[str, Any]:
     if status and status not in STATUSES:
         raise BadQuery(f"status must be one of {', '.join(STATUSES)}")
     q = (args.get("q") or "").strip()
-    if len(q) > 100:
-        raise BadQuery("a search is at most 100 characters")
+    if len(q) > 100 or CONTROL_CHARS.search(q):
+        raise BadQuery("a search is at most 100 characters without control characters")
     hours_arg = (args.get("offline_hours") or "").strip()
     hours = None
     if hours_arg:

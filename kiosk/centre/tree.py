@@ -16,7 +16,7 @@ from kiosk.errors import KioskError
 
 # Names are free text (Chinese), but a county's may not hold "/" (it splits a township
 # scope) and no name may hold control characters.
-_BAD = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME = 100
 
 
@@ -27,7 +27,7 @@ class BadScope(KioskError, ValueError):
 def check_name(name: str, what: str) -> str:
     """A county or township name, stripped, or BadScope."""
     name = name.strip()
-    if len(name) > MAX_NAME or _BAD.search(name):
+    if len(name) > MAX_NAME or CONTROL_CHARS.search(name):
         raise BadScope(f"a {what} name is at most {MAX_NAME} characters without control characters")
     if what == "county" and "/" in name:
         raise BadScope("a county name may not contain /")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kiosk import clock, wire
+from kiosk.centre import ingest
 from kiosk.centre.store import Store
 from kiosk.config import Config
 from kiosk.library.bag import file_sha256
@@ -113,13 +114,8 @@ class Uploads:
             point_id, ts, sig = wire.parse_authorization(authorization)
         except wire.WireError as e:
             raise Refusal(401, "auth", str(e)) from None
-        secret = self.store.secret(point_id)
-        if secret is None:
-            raise Refusal(401, "unknown_point", f"point {point_id} is not enrolled here")
-        try:
-            wire.check_signature(secret, method, signed_path, ts, body, sig)
-        except wire.WireError as e:
-            raise Refusal(401, "signature", str(e)) from None
+        if ingest.point_secret(self.store, method, signed_path, point_id, ts, body, sig) is None:
+            raise Refusal(401, "signature", ingest.NOT_SIGNED)
         if abs(ts - now) > wire.MAX_SKEW_S:
             raise Refusal(401, "clock", f"timestamp {ts} is more than {wire.MAX_SKEW_S} s from the centre's clock")
         return point_id, sig
