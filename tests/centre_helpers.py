@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -76,3 +77,38 @@ def signed(point_id: str, secret: str, body: bytes, ts: int) -> dict[str, str]:
         "Content-Type": "application/json",
         "Content-Encoding": "gzip",
     }
+
+
+STAFF, STAFF_PASSWORD = "staff", "good password"
+
+
+def staff_centre(cfg: config_mod.Config) -> Iterator[tuple[Any, Any]]:
+    """A centre app on `cfg` with the staff login STAFF; yields (app, store) and closes the store."""
+    from kiosk.centre.app import create_centre_app
+
+    app = create_centre_app(cfg)
+    app.config["TESTING"] = True
+    store = app.extensions["centre"]["store"]
+    store.set_user(STAFF, STAFF_PASSWORD)
+    yield app, store
+    store.close()
+
+
+def page_csrf(client: Any, path: str = "/login") -> str:
+    """The CSRF token in the form of the page at `path`."""
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def staff_login(client: Any) -> Any:
+    """Log the test client in as STAFF; the answer to the login."""
+    return client.post("/login", data={"username": STAFF, "password": STAFF_PASSWORD, "csrf_token": page_csrf(client)})
+
+
+def post_batch(client: Any, point: str, secret: str, reports: list, ts: int | None = None, body: bytes | None = None) -> Any:
+    """A batch of reports POSTed as the box signs it."""
+    from kiosk import clock
+
+    body = wire.encode_batch(reports) if body is None else body
+    ts = int(clock.now()) if ts is None else ts
+    return client.post(wire.HEARTBEATS_PATH, data=body, headers=signed(point, secret, body, ts))

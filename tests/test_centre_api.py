@@ -10,31 +10,19 @@ from pathlib import Path
 import pytest
 
 from kiosk import clock, wire
-from kiosk.centre.app import create_centre_app
-from tests.centre_helpers import centre_config, db_url, report, signed  # noqa: F401  (db_url is a fixture)
+from tests.centre_helpers import centre_config, db_url, report, signed, post_batch, staff_centre, staff_login  # noqa: F401  (db_url is a fixture)
 
 
 @pytest.fixture
 def centre(cfg_path: Path, db_url: str):  # noqa: F811
-    app = create_centre_app(centre_config(cfg_path, db_url, KIOSK_CENTRE_OFFLINE_AFTER_S="600"))
-    app.config["TESTING"] = True
-    store = app.extensions["centre"]["store"]
-    store.set_user("staff", "good password")
-    yield app, store
-    store.close()
+    yield from staff_centre(centre_config(cfg_path, db_url, KIOSK_CENTRE_OFFLINE_AFTER_S="600"))
 
 
-def post(client, point: str, secret: str, reports: list, ts: int | None = None, body: bytes | None = None):
-    body = wire.encode_batch(reports) if body is None else body
-    ts = int(clock.now()) if ts is None else ts
-    return client.post(wire.HEARTBEATS_PATH, data=body, headers=signed(point, secret, body, ts))
+post = post_batch
 
 
 def login(client) -> str:
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = client.post("/login", data={"username": "staff", "password": "good password", "csrf_token": token})
-    assert r.status_code == 302
+    assert staff_login(client).status_code == 302
     # the session (and so its CSRF token) is new after a login
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
 

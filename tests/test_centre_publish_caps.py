@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -13,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.centre import publish
-from kiosk.centre.app import create_centre_app
-from tests.centre_helpers import centre_config
+from tests.centre_helpers import centre_config, page_csrf, staff_centre, staff_login
 from tests.test_centre_publish import SAMPLE, zipped
 from tests.test_malformed import tree_fingerprint
 
@@ -26,17 +24,11 @@ def centre(cfg_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where an upload is unpacked
     cfg = centre_config(cfg_path, str(tmp_path / "centre.sqlite"), KIOSK_CENTRE_MAX_UPLOAD_MB="2",
                         KIOSK_CENTRE_MAX_UNPACKED_MB="8")
-    app = create_centre_app(cfg)
-    app.config["TESTING"] = True
-    store = app.extensions["centre"]["store"]
-    store.set_user("staff", "good password")
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    client.post("/login", data={"username": "staff", "password": "good password", "csrf_token": token})
-    client.token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/publish").get_data(as_text=True)).group(1)
-    yield client, app.extensions["centre"]["publisher"], scratch
-    store.close()
+    for app, _store in staff_centre(cfg):
+        client = app.test_client()
+        staff_login(client)
+        client.token = page_csrf(client, "/publish")
+        yield client, app.extensions["centre"]["publisher"], scratch
 
 
 def with_extra(members: dict[str, bytes] | None = None, count: int = 0) -> bytes:

@@ -12,21 +12,15 @@ import pytest
 
 from kiosk import clock, wire
 from kiosk.centre import schema
-from kiosk.centre.app import create_centre_app
 from kiosk.centre.store import LATEST_HOLD_S, Store
-from tests.centre_helpers import centre_config, db_url, report, signed  # noqa: F401  (db_url is a fixture)
+from tests.centre_helpers import centre_config, db_url, report, post_batch, staff_centre, staff_login  # noqa: F401  (db_url is a fixture)
 
 TABLES = ("points", "reports", "plays", "requests")
 
 
 @pytest.fixture
 def centre(cfg_path: Path, db_url: str):  # noqa: F811
-    app = create_centre_app(centre_config(cfg_path, db_url, KIOSK_CENTRE_OFFLINE_AFTER_S="600"))
-    app.config["TESTING"] = True
-    store = app.extensions["centre"]["store"]
-    store.set_user("staff", "good password")
-    yield app, store
-    store.close()
+    yield from staff_centre(centre_config(cfg_path, db_url, KIOSK_CENTRE_OFFLINE_AFTER_S="600"))
 
 
 def fingerprint(store: Store) -> tuple[Any, ...]:
@@ -34,9 +28,7 @@ def fingerprint(store: Store) -> tuple[Any, ...]:
     return tuple(tuple(sorted(map(repr, store.db.query(f"SELECT * FROM {t}")))) for t in TABLES)
 
 
-def post(client, point: str, secret: str, reports: list, body: bytes | None = None):
-    body = wire.encode_batch(reports) if body is None else body
-    return client.post(wire.HEARTBEATS_PATH, data=body, headers=signed(point, secret, body, int(clock.now())))
+post = post_batch
 
 
 def offer(app, store: Store, secret: str, reports: list[Any], status: int = 400, error: str = "bad_report") -> None:
@@ -49,9 +41,7 @@ def offer(app, store: Store, secret: str, reports: list[Any], status: int = 400,
 
 
 def login(client) -> None:
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    assert client.post("/login", data={"username": "staff", "password": "good password", "csrf_token": token}).status_code == 302
+    assert staff_login(client).status_code == 302
 
 
 def good(seq: Any, **extra: Any) -> dict[str, Any]:

@@ -9,24 +9,17 @@ import pytest
 
 from kiosk import clock, wire
 from kiosk.centre import charts
-from kiosk.centre.app import create_centre_app
-from tests.centre_helpers import centre_config, report, signed
+from tests.centre_helpers import centre_config, report, signed, staff_centre, staff_login
 
 HOUR = 3600
 
 
 @pytest.fixture
 def centre(cfg_path: Path, tmp_path: Path):
-    app = create_centre_app(centre_config(cfg_path, str(tmp_path / "centre.sqlite"), KIOSK_CENTRE_OFFLINE_AFTER_S="600"))
-    app.config["TESTING"] = True
-    store = app.extensions["centre"]["store"]
-    store.set_user("staff", "good password")
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    client.post("/login", data={"username": "staff", "password": "good password", "csrf_token": token})
-    yield app, store, client
-    store.close()
+    for app, store in staff_centre(centre_config(cfg_path, str(tmp_path / "centre.sqlite"), KIOSK_CENTRE_OFFLINE_AFTER_S="600")):
+        client = app.test_client()
+        staff_login(client)
+        yield app, store, client
 
 
 def post(app, point: str, secret: str, reports: list) -> None:
