@@ -284,10 +284,12 @@ def test_the_first_boot_setup_takes_the_settings_from_the_boot_drive(image_root:
     (boot / "kiosk.toml").write_text('[point]\nid = "dongfeng-01"\nname = "东风村服务点"\n', encoding="utf-8")
     (boot / "kiosk-trust" / "county.pem").write_text("-----BEGIN PUBLIC KEY-----\n")
     (boot / "kiosk-admin-password.txt").write_text("village-admin-1\n")
-    _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-setup"], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}, timeout=120)
+    # as kiosk-setup.service runs it: the trust folder is root's, outside the box's data folder
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "KIOSK_STORAGE_TRUST_DIR": "/etc/kiosk/trust"}
+    _run(["chroot", str(image_root), "/usr/lib/kiosk/kiosk-setup"], env=env, timeout=120)
     assert 'id = "dongfeng-01"' in (image_root / "etc" / "kiosk" / "kiosk.toml").read_text(encoding="utf-8")
     assert _run(["chroot", str(image_root), "stat", "-c", "%U:%G %a", "/etc/kiosk/kiosk.toml"]).stdout.strip() == "root:kiosk 640"
-    assert (image_root / "var" / "lib" / "kiosk" / "trust" / "county.pem").exists()
+    assert _run(["chroot", str(image_root), "stat", "-c", "%U %a", "/etc/kiosk/trust/county.pem"]).stdout.strip() == "root 644"
     assert not (boot / "kiosk.toml").exists() and not (boot / "kiosk-admin-password.txt").exists()
     result = (boot / "kiosk-setup-result.txt").read_text()
     assert "kiosk.toml applied" in result and "password set" in result
