@@ -536,8 +536,10 @@ def test_the_image_boots_with_systemd_serves_recovers_from_a_hang_and_powers_off
         # the device page's helper reaches its root oneshot through polkit; nothing else does
         assert inside(*as_the_box, "/usr/lib/kiosk/kiosk-power", "restart-screens").returncode == 0
         # (a finished oneshot is unloaded at once, so its journal is the evidence)
-        assert wait_for(lambda: "Finished kiosk-power@restart-screens.service" in inside(
-            "journalctl", "--no-pager", "-o", "cat", "-u", "kiosk-power@restart-screens.service").stdout, 30)
+        def power_log() -> str:
+            return inside("journalctl", "--no-pager", "-o", "cat", "-u", "kiosk-power@restart-screens.service").stdout
+
+        assert wait_for(lambda: "Finished kiosk-power@restart-screens.service" in power_log(), 30), power_log()
         assert inside(*as_the_box, "systemctl", "--no-ask-password", "restart", "kiosk-display.service").returncode != 0
         assert inside(*as_the_box, "/usr/lib/kiosk/kiosk-power", "halt").returncode != 0
 

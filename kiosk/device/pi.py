@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 Run = Callable[[Sequence[str]], str]
 
 # Left in data_dir by systemd/kiosk-display-failed when the screens gave up; removed by
-# the power helper's restart-screens.
+# the box's power helper (systemd/kiosk-power) before it asks for restart-screens.
 DISPLAY_FAILED = "display-failed"
 
 # `vcgencmd get_throttled` bits (Raspberry Pi firmware documentation).
