@@ -32,29 +32,30 @@ def size(v: Any) -> str:
     return f"{n:.0f} B"
 
 
-def percent(v: Any) -> str:
+def _shown(v: Any, template: str) -> str:
+    """The number in `template`, or "—" when there is none."""
     n = _number(v)
-    return DASH if n is None else f"{n:.0f}%"
+    return DASH if n is None else template.format(n)
+
+
+def percent(v: Any) -> str:
+    return _shown(v, "{:.0f}%")
 
 
 def celsius(v: Any) -> str:
-    n = _number(v)
-    return DASH if n is None else f"{n:.0f} °C"
+    return _shown(v, "{:.0f} °C")
 
 
 def decimal(v: Any) -> str:
-    n = _number(v)
-    return DASH if n is None else f"{n:.2f}"
+    return _shown(v, "{:.2f}")
 
 
 def times(v: Any) -> str:
-    n = _number(v)
-    return DASH if n is None else f"{n:.0f} 次"
+    return _shown(v, "{:.0f} 次")
 
 
 def pieces(v: Any) -> str:
-    n = _number(v)
-    return DASH if n is None else f"{n:.0f} 个"
+    return _shown(v, "{:.0f} 个")
 
 
 def yes_no(v: Any) -> str:
